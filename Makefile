@@ -1,0 +1,60 @@
+# forecast: every stage of the pipeline as a make target. `make help` lists them.
+# Targets depend on their files, so `make all` after a change reruns only what is stale.
+# The dataset chains live in pipelines/*.mk (embedded default data, real ERA5).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+FORECAST := $(BIN)/forecast
+DATA ?= data
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-all lint all bench clean
+.DEFAULT_GOAL := help
+# Keep every intermediate file (trained runs, stores): they are results, not temporaries.
+.SECONDARY:
+
+include pipelines/synthetic.mk
+include pipelines/era5.mk
+
+help:
+	@echo "make install      create $(VENV) and install the package with its dev tools"
+	@echo "make test         run the fast test suite (installs first if needed)"
+	@echo "make test-all     run every test, the slow ones too"
+	@echo "make lint         ruff over the package, tests and benchmarks"
+	@echo "make data         write the embedded ERA5-style archive to $(SYNTH_DIR)"
+	@echo "make ingest       build the training store $(STORE) (CONFIG=$(CONFIG))"
+	@echo "make train        train TRAIN_CONFIG=$(TRAIN_CONFIG) on the store -> $(RUN)/model.pt"
+	@echo "make skill        RMSE/ACC of that model vs persistence and climatology -> $(RUN)/skill.csv"
+	@echo "make era5         build $(ERA5_STORE) from real ERA5 files in ERA5=$(ERA5)"
+	@echo "make era5-skill   train SFNO and AFNO on real ERA5 and score them (runs/era5-skill/*.csv)"
+	@echo "make all          the whole pipeline on the embedded default data"
+	@echo "make bench        ingestion throughput and peak-memory benchmarks"
+	@echo "make clean        remove generated data and runs (DATA=$(DATA), runs/)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check forecast tests benchmarks
+
+all: skill
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ingest_throughput.py --era5 $(ERA5)
+
+clean:
+	rm -rf $(DATA) runs

@@ -1,0 +1,1 @@
+"""From a training store to batches: windows over time, normalisation, forcings (the xarray -> torch boundary)."""

@@ -1,0 +1,232 @@
+"""Forecasts against truth on valid time: open both lazily, check they can be compared, line them up.
+
+A product (:mod:`forecast.products`) has dims ``(init_time, lead_time[, member], latitude, longitude)``
+(or WeatherBench2's ``time, prediction_timedelta, number`` with pressure levels stacked on ``level``);
+the truth is a training store (``forecast ingest``) with one ``(time, latitude, longitude)`` array per
+channel. :func:`align` refuses different grids, different units, or valid (and initial) times the truth
+does not hold, naming them, then returns the truth at each ``valid_time = init_time + lead_time``
+chunked like the forecast, all lazily (dask).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from forecast.errors import InputError
+from forecast.grids import grid_from_coords
+from forecast.products.io import open_product
+from forecast.products.layout import dims_for
+from forecast.schema import (
+    INIT_TIME,
+    LAT,
+    LEAD_TIME,
+    LEVEL,
+    LON,
+    MEMBER,
+    TIME,
+    VALID_TIME,
+    VARIABLE_ALIASES,
+    canonical_units,
+    channel_name,
+)
+
+__all__ = ["Aligned", "align", "canonical_product", "chunk_inits", "open_forecast", "open_truth"]
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(t) -> str:
+    return str(np.datetime_as_string(np.datetime64(t, "m"), unit="m"))
+
+
+def _grid_text(lat: np.ndarray, lon: np.ndarray) -> str:
+    g = grid_from_coords(lat, lon)
+    return g.describe() if g else f"{lat.size} x {lon.size} (lat {lat[0]:g}..{lat[-1]:g}, lon {lon[0]:g}..{lon[-1]:g})"
+
+
+def open_truth(path: str | Path) -> xr.Dataset:
+    """A training store's channels ``(time, latitude, longitude)`` and its static fields, lazily.
+
+    Unlike :func:`forecast.data.store.open_training_store` it needs no normalisation statistics, so a
+    store ingested with ``stats: null`` (e.g. a verification period) serves as truth.
+    """
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise InputError(f"{path} is not a complete store (no zarr.json); build it with `forecast ingest`")
+    ds = xr.open_zarr(path)
+    channels = list(ds.attrs.get("channels", []))
+    if not channels:
+        raise InputError(f"{path}: no `channels` attribute; was it written by `forecast ingest`?")
+    keep = channels + [s for s in ds.attrs.get("static_channels", []) if s in ds]
+    out = ds[keep]
+    out.attrs = {**ds.attrs, "path": str(path)}
+    return out
+
+
+def canonical_product(ds: xr.Dataset) -> xr.Dataset:
+    """A product in the project's naming: dims ``(init_time, lead_time[, member], latitude, longitude)``,
+    one variable per channel (``z500``, ``msl``), whatever naming it was written with."""
+    if "prediction_timedelta" in ds.dims:
+        d = dims_for("weatherbench2")
+        ds = ds.rename({k: v for k, v in {d.init: INIT_TIME, d.lead: LEAD_TIME, d.member: MEMBER}.items()
+                        if k in ds.dims or k in ds.coords})
+        out = {}
+        for name, var in ds.data_vars.items():
+            short = str(var.attrs.get("short_name") or VARIABLE_ALIASES.get(str(name), name))
+            if LEVEL in var.dims:
+                for lv in var[LEVEL].values:
+                    out[channel_name(short, float(lv))] = var.sel({LEVEL: lv}, drop=True).assign_attrs(
+                        level=float(lv))
+            else:
+                out[channel_name(short, None)] = var
+        attrs = ds.attrs
+        ds = xr.Dataset(out).drop_vars(LEVEL, errors="ignore")
+        ds.attrs = attrs
+    missing = [d for d in (INIT_TIME, LEAD_TIME, LAT, LON) if d not in ds.dims]
+    if missing:
+        raise InputError(f"forecast has no dimension(s) {missing}; expected (init_time, lead_time[, member], "
+                         f"latitude, longitude) or WeatherBench2's (time, prediction_timedelta[, number], ...)")
+    if not np.issubdtype(ds[LEAD_TIME].dtype, np.timedelta64):
+        raise InputError(f"lead_time is {ds[LEAD_TIME].dtype}, expected timedeltas")
+    if VALID_TIME not in ds.coords:
+        ds = ds.assign_coords({VALID_TIME: ds[INIT_TIME] + ds[LEAD_TIME]})
+    return ds
+
+
+def chunk_inits(ds: xr.Dataset, chunk_mb: float) -> int:
+    """Initial times per dask chunk so that one chunk of one variable holds about ``chunk_mb`` MB."""
+    per_init = max(np.prod([ds.sizes[d] for d in ds.dims if d != INIT_TIME]) * 4, 1)
+    return int(max(1, min(ds.sizes[INIT_TIME], chunk_mb * 2**20 // per_init)))
+
+
+def open_forecast(path: str | Path, chunk_mb: float = 64.0, allow_incomplete: bool = False) -> xr.Dataset:
+    """A product (zarr) as :func:`canonical_product`, lazily, in chunks of whole leads, members and grids."""
+    ds = canonical_product(open_product(path, allow_incomplete=allow_incomplete))
+    chunks = {d: -1 for d in ds.dims}
+    chunks[INIT_TIME] = chunk_inits(ds, chunk_mb)
+    out = ds.chunk(chunks)
+    out.attrs = {**ds.attrs, "path": str(path)}
+    return out
+
+
+@dataclass
+class Aligned:
+    """Forecast and truth on the same cases, all ``xr.Dataset`` with one variable per channel.
+
+    ``forecast`` ``(init_time, lead_time[, member], lat, lon)``; ``truth`` the truth at each valid time
+    ``(init_time, lead_time, lat, lon)``; ``initial`` the truth at each initial time ``(init_time, lat, lon)``
+    (the persistence forecast); ``units`` per variable; ``land_sea_mask`` ``(lat, lon)`` or ``None``.
+    """
+
+    forecast: xr.Dataset
+    truth: xr.Dataset
+    initial: xr.Dataset | None
+    units: dict[str, str]
+    land_sea_mask: np.ndarray | None
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.forecast.data_vars)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return MEMBER in self.forecast.dims
+
+
+def _check_grid(forecast: xr.Dataset, truth: xr.Dataset) -> None:
+    flat, flon = forecast[LAT].values, forecast[LON].values
+    tlat, tlon = truth[LAT].values, truth[LON].values
+    same = (flat.shape == tlat.shape and flon.shape == tlon.shape
+            and np.allclose(flat, tlat, atol=1e-4) and np.allclose(flon, tlon, atol=1e-4))
+    if not same:
+        raise InputError(f"the forecast's grid, {_grid_text(flat, flon)}, differs from the truth's, "
+                         f"{_grid_text(tlat, tlon)}; ingest the truth on the forecast's grid "
+                         f"(forecast ingest --set grid.nlat=... --set grid.type=...)")
+
+
+def _select_variables(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None) -> list[str]:
+    channels = list(truth.attrs.get("channels", truth.data_vars))
+    if variables is None:
+        chosen = [v for v in forecast.data_vars if v in channels]
+        if not chosen:
+            raise InputError(f"the forecast's variables {list(forecast.data_vars)} and the truth's channels "
+                             f"{channels} have none in common")
+        return chosen
+    for v in variables:
+        if v not in forecast.data_vars:
+            raise InputError(f"variable {v!r} is not in the forecast (it has {list(forecast.data_vars)})")
+        if v not in channels:
+            raise InputError(f"variable {v!r} is not in the truth store (it has {channels})")
+    return list(variables)
+
+
+def _check_units(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str]) -> dict[str, str]:
+    units = {}
+    for v in variables:
+        fu = canonical_units(forecast[v].attrs.get("units"))
+        tu = canonical_units(truth[v].attrs.get("units"))
+        if fu != tu:
+            raise InputError(f"variable {v!r}: the forecast is in {forecast[v].attrs.get('units')!r} but the truth "
+                             f"in {truth[v].attrs.get('units')!r}; convert one of them before scoring")
+        units[v] = tu
+    return units
+
+
+def _time_index(store_times: np.ndarray, wanted: np.ndarray, what: str, store: str) -> np.ndarray:
+    """Positions of ``wanted`` (any shape) in ``store_times``; refuses times the store lacks."""
+    flat = wanted.reshape(-1)
+    pos = np.clip(np.searchsorted(store_times, flat), 0, store_times.size - 1)
+    missing = np.unique(flat[store_times[pos] != flat])
+    if missing.size:
+        shown = ", ".join(_fmt(t) for t in missing[:4]) + (" ..." if missing.size > 4 else "")
+        raise InputError(f"the truth store {store} has no data at {missing.size} {what} time(s) of the forecast: "
+                         f"{shown} (it covers {_fmt(store_times[0])} .. {_fmt(store_times[-1])})")
+    return pos.reshape(wanted.shape)
+
+
+def align(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None = None,
+          lead_times: list[str] | None = None, persistence: bool = True) -> Aligned:
+    """Line ``forecast`` (:func:`canonical_product`) up with ``truth`` (:func:`open_truth`) on valid time.
+
+    ``lead_times`` (durations) selects leads; by default every lead after 0 (lead 0 is the initial
+    condition, not a forecast). ``persistence`` also needs the truth at every initial time.
+    """
+    _check_grid(forecast, truth)
+    chosen = _select_variables(forecast, truth, variables)
+    units = _check_units(forecast, truth, chosen)
+    # Same grid to 1e-4 degrees: take the truth's coordinates so that xarray aligns them exactly.
+    fc = forecast[chosen].assign_coords({LAT: truth[LAT].values, LON: truth[LON].values})
+    leads = fc[LEAD_TIME].values
+    if lead_times is None:
+        keep = leads > np.timedelta64(0, "ns")
+    else:
+        wanted = np.array([pd.Timedelta(x).to_timedelta64() for x in lead_times], dtype="timedelta64[ns]")
+        absent = [x for x, w in zip(lead_times, wanted, strict=True) if w not in leads]
+        if absent:
+            raise InputError(f"lead time(s) {absent} are not in the forecast (it has "
+                             f"{[f'{pd.Timedelta(x) / pd.Timedelta(hours=1):g}h' for x in leads]})")
+        keep = np.isin(leads, wanted)
+    if not keep.any():
+        raise InputError("the forecast has no lead time after 0 to score")
+    fc = fc.isel({LEAD_TIME: np.flatnonzero(keep)})
+    store = str(truth.attrs.get("path", "(truth)"))
+    times = truth[TIME].values.astype("datetime64[ns]")
+    valid = (fc[INIT_TIME].values[:, None] + fc[LEAD_TIME].values[None, :]).astype("datetime64[ns]")
+    pos = _time_index(times, valid, "valid", store)
+    chunks = {INIT_TIME: fc.chunksizes.get(INIT_TIME, -1), LEAD_TIME: -1, LAT: -1, LON: -1}
+    at_valid = truth[chosen].isel({TIME: xr.DataArray(pos, dims=[INIT_TIME, LEAD_TIME])}).drop_vars(TIME)
+    at_valid = at_valid.assign_coords({INIT_TIME: fc[INIT_TIME], LEAD_TIME: fc[LEAD_TIME]}).chunk(chunks)
+    initial = None
+    if persistence:
+        pos0 = _time_index(times, fc[INIT_TIME].values.astype("datetime64[ns]"), "initial", store)
+        initial = truth[chosen].isel({TIME: xr.DataArray(pos0, dims=[INIT_TIME])}).drop_vars(TIME)
+        initial = initial.assign_coords({INIT_TIME: fc[INIT_TIME]}).chunk(
+            {k: v for k, v in chunks.items() if k != LEAD_TIME})
+    lsm = np.asarray(truth["lsm"].values) if "lsm" in truth else None
+    return Aligned(fc, at_valid, initial, units, lsm)

@@ -1,0 +1,158 @@
+"""Typed configuration of the evaluation stage (``forecast climatology | evaluate | render | report``).
+
+One YAML file (``configs/evaluate/*.yaml``) drives the whole stage: which variables, leads and
+regions are scored, how the climatology is built, how the work runs (dask scheduler, chunk size)
+and how the figures look.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
+
+from forecast.compute import Scheduler
+from forecast.config import StrictModel, Timestamp
+
+__all__ = [
+    "AnimationConfig",
+    "BoxRegion",
+    "ClimatologyConfig",
+    "EvaluateConfig",
+    "METRICS",
+    "Metric",
+    "RenderConfig",
+]
+
+Metric = Literal["rmse", "bias", "mae", "acc", "crps", "spread", "spread_skill", "rank_histogram", "spectrum"]
+METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
+Baseline = Literal["persistence", "climatology"]
+Projection = Literal["robinson", "north_polar", "south_polar", "orthographic"]
+
+
+def _duration(value: str) -> str:
+    try:
+        td = pd.Timedelta(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"lead time {value!r} is not a duration such as 6h, 1d, 120h") from exc
+    if td < pd.Timedelta(0):
+        raise ValueError(f"lead time {value!r} is negative")
+    return value
+
+
+class BoxRegion(StrictModel):
+    """A latitude-longitude box: cell centres with ``south <= lat <= north`` and longitude in ``[west, east]``.
+
+    Longitudes in degrees east in either convention (-180..180 or 0..360); ``west > east`` crosses the
+    0/360 meridian (``lon: [-10, 40]`` is Europe, as is ``[350, 40]``).
+    """
+
+    name: str
+    lat: tuple[float, float]
+    lon: tuple[float, float] = (0.0, 360.0)
+
+    @field_validator("lat")
+    @classmethod
+    def _lat_order(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not -90 <= v[0] <= v[1] <= 90:
+            raise ValueError(f"lat {list(v)} must be [south, north] within [-90, 90]")
+        return v
+
+
+class ClimatologyConfig(StrictModel):
+    """The day-of-year x hour climatology (ACC anomalies and the climatology baseline).
+
+    ``path``: a zarr written by ``forecast climatology``; ``None`` builds it in memory from the truth
+    store each run. ``start``/``end`` default to the store's statistics (training) period. Each
+    day-of-year is the mean over the days within ``window_days`` (centred, wrapping over the year end).
+    """
+
+    path: str | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    window_days: int = Field(default=61, ge=1)
+
+    @field_validator("window_days")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"window_days {v} must be odd (a window centred on the day)")
+        return v
+
+
+class AnimationConfig(StrictModel):
+    variable: str | None = None  # None: the first scored variable
+    projection: Projection = "robinson"
+    fps: float = Field(default=4.0, gt=0)
+    max_frames: int = Field(default=40, ge=1)
+
+
+class RenderConfig(StrictModel):
+    """How ``forecast render`` draws: maps at ``map_leads`` of initial time number ``init_index``."""
+
+    baseline: Baseline = "persistence"  # the scorecard's reference
+    variables: list[str] | None = None  # None: every scored variable
+    map_leads: list[str] = Field(default_factory=lambda: ["1d", "5d"])
+    init_index: int = 0
+    projections: list[Projection] = Field(default_factory=lambda: ["robinson", "north_polar"])
+    # Fixed colour ranges per variable (channel name, e.g. z500: [47000, 59000]) and error ranges,
+    # overriding the built-in ones, so maps of different runs compare.
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    error_ranges: dict[str, float] = Field(default_factory=dict)
+    spectrum_leads: list[str] = Field(default_factory=lambda: ["1d", "5d"])
+    animation: AnimationConfig = Field(default_factory=AnimationConfig)
+    dpi: int = Field(default=100, ge=30)
+
+    @field_validator("map_leads", "spectrum_leads")
+    @classmethod
+    def _durations(cls, v: list[str]) -> list[str]:
+        return [_duration(x) for x in v]
+
+
+class EvaluateConfig(StrictModel):
+    """What ``forecast evaluate`` scores and how (see ``configs/evaluate/synthetic.yaml``)."""
+
+    name: str = "evaluation"
+    truth: str | None = None  # the store holding the truth (``--truth`` overrides)
+    output_dir: str = "runs/evaluation/{name}"
+    variables: list[str] | None = None  # None: every variable in both the product and the truth
+    lead_times: list[str] | None = None  # durations (6h, 1d); None: every lead after 0
+    metrics: list[Metric] = Field(default_factory=lambda: list(METRICS))
+    baselines: list[Baseline] = Field(default_factory=lambda: ["persistence", "climatology"])
+    # Named regions (global, tropics, nh_extratropics, sh_extratropics, land, sea) and boxes.
+    regions: list[str | BoxRegion] = Field(
+        default_factory=lambda: ["global", "tropics", "nh_extratropics", "sh_extratropics", "land", "sea"])
+    land_threshold: float = Field(default=0.5, gt=0, le=1)  # land: land-sea mask >= this
+    climatology: ClimatologyConfig = Field(default_factory=ClimatologyConfig)
+    spectrum_lat_band: tuple[float, float] = (-60.0, 60.0)  # latitudes whose zonal spectra are averaged
+    allow_incomplete: bool = False  # score the leads a diverged (complete: false) product did write
+    chunk_mb: float = Field(default=64.0, gt=0)  # target size of one dask chunk of one variable
+    scheduler: Scheduler = "threads"
+    workers: int = Field(default=2, ge=1)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+
+    @field_validator("lead_times")
+    @classmethod
+    def _durations(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [_duration(x) for x in v]
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> EvaluateConfig:
+        names = [r if isinstance(r, str) else r.name for r in self.regions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"region names {dupes} appear more than once")
+        if not names:
+            raise ValueError("at least one region is needed (e.g. global)")
+        from forecast.evaluate.regions import NAMED_REGIONS
+
+        unknown = [r for r in self.regions if isinstance(r, str) and r not in NAMED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region(s) {unknown}: use {list(NAMED_REGIONS)} or a box "
+                             "{name: ..., lat: [south, north], lon: [west, east]}")
+        return self
+
+    @property
+    def run_dir(self) -> str:
+        return self.output_dir.format(name=self.name)

@@ -1,0 +1,285 @@
+"""The ingestion pipeline: sources -> normalised channels -> model grid -> validated zarr store.
+
+``build_dataset`` assembles the lazy (dask) dataset and refuses bad input before any data is read;
+``run_ingest`` streams it to a zarr store chunk by chunk (so memory does not grow with the number
+of time steps), checks for NaNs in the same pass, adds normalisation statistics over the training
+period and renames the store into place only when it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from forecast import __version__
+from forecast.compute import compute
+from forecast.config import dump_config
+from forecast.errors import InputError
+from forecast.grids import latitude_bounds, longitude_bounds
+from forecast.ingest.config import IngestConfig, StaticConfig
+from forecast.ingest.conventions import convert_units
+from forecast.ingest.readers import SourceFile, _open_raw, detect_format, open_sources
+from forecast.ingest.regrid import regrid
+from forecast.ingest.stats import normalisation_stats
+from forecast.ingest.validate import assemble_variable, check_time_axis, find_unreadable, fmt_time
+from forecast.schema import LAT, LEVEL, LON, TIME, VARIABLES
+from forecast.storage import atomic_directory
+
+__all__ = ["IngestResult", "build_dataset", "run_ingest", "store_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+REGRID_DESCRIPTION = (
+    "first-order conservative: each target cell is the area-weighted mean of the source cells it "
+    "overlaps, areas measured as longitude extent x sin(latitude) extent on the sphere"
+)
+
+
+@dataclass
+class Assembled:
+    """The lazy store contents plus what is needed to explain errors and record provenance."""
+
+    dataset: xr.Dataset
+    files: list[SourceFile]
+    origins: dict[str, dict[np.datetime64, Path]] = field(default_factory=dict)
+
+    @property
+    def nbytes_read(self) -> int:
+        return sum(f.nbytes for f in self.files)
+
+
+@dataclass
+class IngestResult:
+    path: Path
+    n_times: int
+    bytes_read: int
+    seconds: float
+    skipped: bool = False
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_read / 1e6 / max(self.seconds, 1e-9)
+
+
+def _channel_attrs(variable: str, level: float | None, units: str) -> dict:
+    info = VARIABLES.get(variable)
+    long_name = info.long_name if info else variable
+    attrs = {"short_name": variable, "units": units, "long_name": long_name}
+    if level is not None:
+        attrs["level"] = float(level)
+        attrs["long_name"] = f"{long_name} at {level:g} hPa"
+    if info and info.standard_name:
+        attrs["standard_name"] = info.standard_name
+    return attrs
+
+
+def _static_field(cfg: StaticConfig, files: list[SourceFile]) -> xr.DataArray:
+    holders = [f for f in files if cfg.variable in f.dataset.data_vars]
+    if not holders:
+        found = sorted({v for f in files for v in f.variables})
+        raise InputError(
+            f"static field {cfg.name!r}: variable {cfg.variable!r} is in none of "
+            f"{[str(f.path) for f in files]} (found: {found})"
+        )
+    src = holders[0]
+    da = src.dataset[cfg.variable]
+    if TIME in da.dims:
+        da = da.isel({TIME: 0}, drop=True)  # invariants come with one (arbitrary) valid time in CDS files
+    if LEVEL in da.dims:
+        if da.sizes[LEVEL] != 1:
+            raise InputError(f"{src.path}: static variable {cfg.variable!r} has several levels")
+        da = da.isel({LEVEL: 0}, drop=True)
+    info = VARIABLES.get(cfg.variable)
+    units = cfg.units or (info.units if info else da.attrs.get("units", "1"))
+    da = convert_units(da, units, str(src.path))
+    # The store name says what the field is (surface geopotential converted to metres is orography).
+    named = VARIABLES.get(cfg.name, info)
+    attrs = {"units": units, "long_name": named.long_name if named else cfg.name, "short_name": cfg.variable}
+    if named and named.standard_name:
+        attrs["standard_name"] = named.standard_name
+    return da.assign_attrs(attrs).rename(cfg.name)
+
+
+def build_dataset(config: IngestConfig) -> Assembled:
+    """Open, normalise, validate and regrid everything the config asks for, lazily.
+
+    Raises :class:`InputError` for missing variables or levels, duplicated or missing times,
+    a non-uniform step, wrong units, channels that do not cover the same times, unreadable files.
+    """
+    files = [f for src in config.sources for f in open_sources(src)]
+    grid = config.grid.build()
+    step = config.time.timedelta
+    arrays: dict[str, xr.DataArray] = {}
+    origins: dict[str, dict[np.datetime64, Path]] = {}
+    for ch in config.channels:
+        da, origin = assemble_variable(files, ch.variable, ch.level)
+        da = da.sel({TIME: slice(config.time.start, config.time.end)})
+        if da.sizes[TIME] == 0:
+            raise InputError(
+                f"channel {ch.channel!r}: no time of the sources lies in {config.time.start} .. {config.time.end}"
+            )
+        keep = check_time_axis(da[TIME].values, step, ch.channel, origin)
+        if keep.size != da.sizes[TIME]:
+            da = da.sel({TIME: keep})
+        units = VARIABLES[ch.variable].units if ch.variable in VARIABLES else da.attrs.get("units", "1")
+        arrays[ch.channel] = da.assign_attrs(_channel_attrs(ch.variable, ch.level, units))
+        origins[ch.channel] = origin
+
+    names = list(arrays)
+    ref_times = arrays[names[0]][TIME].values
+    for name in names[1:]:
+        times = arrays[name][TIME].values
+        if times.size != ref_times.size or not np.array_equal(times, ref_times):
+            only_ref = np.setdiff1d(ref_times, times)
+            only_here = np.setdiff1d(times, ref_times)
+            which, other, diff = (name, names[0], only_ref) if only_ref.size else (names[0], name, only_here)
+            shown = ", ".join(fmt_time(t) for t in diff[:4]) + (" ..." if diff.size > 4 else "")
+            raise InputError(
+                f"channel {which!r} lacks {diff.size} time(s) that channel {other!r} has: {shown}"
+            )
+
+    data = {name: regrid(da, grid) for name, da in arrays.items()}
+    for s in config.static:
+        static_files = open_sources(s.source)
+        files.extend(f for f in static_files if f.path not in {g.path for g in files})
+        data[s.name] = regrid(_static_field(s, static_files), grid).astype(np.float32)
+
+    ds = xr.Dataset(data)
+    chunks = {TIME: config.output.time_chunk, LAT: -1, LON: -1}
+    ds = ds.chunk({k: v for k, v in chunks.items() if k in ds.dims})
+    ds = ds.assign_coords(
+        latitude_bnds=((LAT, "nv"), latitude_bounds(ds[LAT].values)),
+        longitude_bnds=((LON, "nv"), longitude_bounds(ds[LON].values)),
+    )
+    ds[LAT].attrs["bounds"] = "latitude_bnds"
+    ds[LON].attrs["bounds"] = "longitude_bnds"
+    ds[TIME].attrs.update({"standard_name": "time", "long_name": "valid time of the analysis"})
+    return Assembled(ds, files, origins)
+
+
+def store_fingerprint(config: IngestConfig, files: Sequence[SourceFile]) -> str:
+    """Hash of the config and of each source file's identity (path, size, modification time)."""
+    h = hashlib.sha256(dump_config(config).encode())
+    for f in sorted(files, key=lambda f: str(f.path)):
+        st = f.path.stat()
+        h.update(f"{f.path.resolve()}|{f.nbytes}|{st.st_mtime_ns}".encode())
+    h.update(__version__.encode())
+    return h.hexdigest()
+
+
+def _existing_fingerprint(path: Path) -> str | None:
+    try:
+        return zarr.open_group(str(path), mode="r").attrs.get("ingest_fingerprint")
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not up to date
+        return None
+
+
+def _compute(tasks: list, config: IngestConfig, progress: bool, desc: str) -> tuple:
+    return compute(tasks, config.scheduler, config.workers, progress, desc)
+
+
+def _raise_on_nans(nan_counts: xr.Dataset, assembled: Assembled) -> None:
+    for name, counts in nan_counts.data_vars.items():
+        values = np.asarray(counts.values).reshape(-1)
+        if values.sum() == 0:
+            continue
+        if TIME in counts.dims:
+            bad = counts[TIME].values[values > 0]
+            origin = assembled.origins.get(str(name), {})
+            shown = ", ".join(f"{fmt_time(t)} ({origin.get(t, '?')})" for t in bad[:3])
+            raise InputError(
+                f"channel {name!r}: NaN values at {bad.size} time(s): {shown}"
+                f"{' ...' if bad.size > 3 else ''}; fill or drop them before ingesting"
+            )
+        raise InputError(f"static field {name!r}: {int(values.sum())} NaN grid points")
+
+
+def _append_stats(store: Path, stats: xr.Dataset, attrs: dict) -> None:
+    period = dict(stats.attrs)
+    stats = stats.rename({v: f"stats_{v}" for v in stats.data_vars})
+    # Appending rewrites the group's attributes: carry the provenance along.
+    stats.attrs = {**attrs, **period}
+    for v in stats.data_vars:
+        what = str(v)[len("stats_"):].replace("_", " ")
+        stats[v].attrs = {"long_name": f"area-weighted {what} over {period['stats_start']} .. {period['stats_end']}"}
+    stats.to_zarr(store, mode="a", consolidated=False, zarr_format=3)
+
+
+def run_ingest(config: IngestConfig, force: bool = False, progress: bool = True) -> IngestResult:
+    """Build the training store described by ``config`` (see module docstring).
+
+    If a complete store with the same fingerprint (config + inputs + version) exists, nothing is
+    done unless ``force``; a rebuild of the same inputs is byte-identical.
+    """
+    t0 = time.perf_counter()
+    out = Path(config.output.path)
+    assembled = build_dataset(config)
+    ds = assembled.dataset
+    fp = store_fingerprint(config, assembled.files)
+    if not force and out.exists() and _existing_fingerprint(out) == fp:
+        log.info("%s is up to date; nothing to do", out)
+        return IngestResult(out, int(ds.sizes.get(TIME, 0)), 0, time.perf_counter() - t0, skipped=True)
+
+    channels = [c.channel for c in config.channels]
+    ds.attrs = {
+        "title": f"{config.name}: training store written by forecast ingest",
+        "Conventions": "CF-1.8",
+        "forecast_version": __version__,
+        "ingest_config": dump_config(config),
+        "ingest_fingerprint": fp,
+        "source_files": json.dumps([{"path": str(f.path), "bytes": f.nbytes} for f in assembled.files]),
+        "channels": channels,
+        "static_channels": [s.name for s in config.static],
+        "grid_type": config.grid.type,
+        "grid_nlat": config.grid.nlat,
+        "grid_nlon": config.grid.nlon,
+        "time_step": config.time.step,
+        "regrid_method": REGRID_DESCRIPTION,
+    }
+    if config.attribution:
+        ds.attrs["attribution"] = config.attribution
+
+    log.info("ingesting %d channel(s), %d time(s) from %d file(s) (%.1f MB) -> %s on %s",
+             len(channels), ds.sizes.get(TIME, 0), len(assembled.files), assembled.nbytes_read / 1e6,
+             out, config.grid.build().describe())
+    encoding = {name: {"chunks": tuple(c[0] for c in ds[name].chunks)} for name in ds.data_vars}
+    # Statistics come from the same lazy arrays as the write, so one pass over the sources does both
+    # (and the NaN check); a too-short statistics period is refused here, before anything is read.
+    tasks = [ds.isnull().sum([LAT, LON])]
+    if config.stats is not None:
+        tasks.append(normalisation_stats(ds, channels, config.stats.start, config.stats.end))
+    with atomic_directory(out) as tmp:
+        write = ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3,
+                           encoding=encoding)
+        try:
+            _, nans, *stats = _compute([write, *tasks], config, progress, desc="ingest")
+        except InputError:
+            raise
+        except Exception as exc:  # a file whose header read but whose data do not
+            bad = find_unreadable([f.path for f in assembled.files],
+                                  lambda p: _open_raw(p, detect_format(p)))
+            if bad:
+                lines = "\n".join(f"  {p}: {why}" for p, why in bad)
+                raise InputError(f"cannot read the data of {len(bad)} source file(s) "
+                                 f"(truncated or damaged):\n{lines}") from exc
+            raise
+        _raise_on_nans(nans, assembled)
+        if stats:
+            _append_stats(tmp, stats[0], ds.attrs)
+        with warnings.catch_warnings():
+            # Consolidated metadata is not yet in the zarr v3 spec, but xarray and zarr-python read it
+            # and it saves one request per array when opening a store over a network.
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(str(tmp))
+    seconds = time.perf_counter() - t0
+    return IngestResult(out, int(ds.sizes.get(TIME, 0)), assembled.nbytes_read, seconds)

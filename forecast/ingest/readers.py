@@ -1,0 +1,111 @@
+"""Open raw sources lazily (CDS netCDF, GRIB through cfgrib, WeatherBench2/ARCO zarr) file by file.
+
+Each file is opened on its own so that any later error can name it; data stay lazy (dask) with
+chunks that follow the file's own storage layout, so a compressed chunk is decompressed once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from forecast.errors import InputError
+from forecast.ingest.config import SourceConfig
+from forecast.ingest.conventions import normalise
+from forecast.schema import TIME
+
+__all__ = ["SourceFile", "detect_format", "expand_paths", "open_source", "open_sources"]
+
+_GRIB_SUFFIXES = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
+_NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
+
+
+@dataclass
+class SourceFile:
+    """One opened source: its path, its normalised lazy dataset and the times it holds."""
+
+    path: Path
+    dataset: xr.Dataset
+    nbytes: int  # size on disk, for provenance and throughput
+    times: np.ndarray = field(default_factory=lambda: np.array([], dtype="datetime64[ns]"))
+
+    @property
+    def variables(self) -> list[str]:
+        return [str(v) for v in self.dataset.data_vars]
+
+
+def expand_paths(patterns: list[str]) -> list[Path]:
+    """Glob patterns -> sorted unique paths; a pattern that matches nothing is an error."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise InputError(f"source pattern {pattern!r} matches no file")
+        paths.extend(Path(m) for m in matches)
+    return sorted(set(paths))
+
+
+def detect_format(path: Path) -> str:
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(".zarr") or name.endswith(".zarr/"):
+        return "zarr"
+    if name.endswith(_GRIB_SUFFIXES):
+        return "grib"
+    if name.endswith(_NETCDF_SUFFIXES):
+        return "netcdf"
+    raise InputError(f"{path}: cannot tell its format from the name; set `format:` in the source config")
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def _open_raw(path: Path, fmt: str) -> xr.Dataset:
+    if fmt == "netcdf":
+        # chunks={} keeps the file's own chunking: a CDS file compressed as one block is read once.
+        return xr.open_dataset(path, engine="netcdf4", chunks={}, cache=False)
+    if fmt == "grib":
+        # indexpath="" keeps cfgrib from writing .idx files next to (possibly read-only) data.
+        return xr.open_dataset(
+            path,
+            engine="cfgrib",
+            chunks={},
+            cache=False,
+            backend_kwargs={"indexpath": "", "errors": "raise"},
+        )
+    if fmt == "zarr":
+        return xr.open_zarr(path, chunks={}, consolidated=None)
+    raise InputError(f"{path}: unknown format {fmt!r}")
+
+
+def open_source(path: Path, fmt: str = "auto", member: int | None = None,
+                rename: dict[str, str] | None = None) -> SourceFile:
+    """Open and normalise one file; unreadable or truncated files raise :class:`InputError`."""
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    try:
+        raw = _open_raw(path, fmt)
+    except InputError:
+        raise
+    except Exception as exc:  # netCDF4/HDF5/eccodes raise many types for a damaged file
+        raise InputError(
+            f"{path}: cannot be read as {fmt} ({type(exc).__name__}: {exc}); the file is unreadable "
+            "or truncated - download it again"
+        ) from exc
+    ds = normalise(raw, str(path), member=member, rename=rename)
+    times = ds[TIME].values if TIME in ds.dims else np.array([], dtype="datetime64[ns]")
+    return SourceFile(path=path, dataset=ds, nbytes=_disk_size(path), times=times)
+
+
+def open_sources(config: SourceConfig) -> list[SourceFile]:
+    """Open every file matched by ``config.paths``."""
+    return [
+        open_source(p, config.format, member=config.member, rename=config.rename)
+        for p in expand_paths(config.paths)
+    ]

@@ -1,0 +1,1 @@
+"""Autoregressive rollouts: a generator of steps that writers, guards and scorers consume."""

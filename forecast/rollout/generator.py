@@ -1,0 +1,63 @@
+"""The rollout generator: one model step per iteration, forcings recomputed at every valid time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from forecast.data.features import forcings
+from forecast.models.forecaster import Forecaster
+
+__all__ = ["RolloutStep", "batch_forcings", "rollout"]
+
+
+@dataclass
+class RolloutStep:
+    lead: int  # number of model steps taken
+    valid_times: np.ndarray  # (B,) datetime64[ns]
+    state: torch.Tensor  # (B, C, H, W), normalised
+
+
+def batch_forcings(times: np.ndarray, latitudes: np.ndarray, longitudes: np.ndarray,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """Forcings ``(B, F, H, W)`` at the valid ``times`` ``(B,)`` of a batch.
+
+    Ensemble members share their valid time, so the fields are computed once per distinct time and
+    indexed: a 50-member batch costs one solar-geometry evaluation, not fifty.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    unique, inverse = np.unique(times, return_inverse=True)
+    f = torch.from_numpy(forcings(unique, latitudes, longitudes)).to(device)  # (T_unique, F, H, W)
+    if unique.size == times.size and np.array_equal(unique, times):
+        return f
+    return f.index_select(0, torch.from_numpy(inverse.reshape(-1)).to(device))
+
+
+@torch.no_grad()
+def rollout(
+    forecaster: Forecaster,
+    state: torch.Tensor,
+    init_times: np.ndarray,
+    n_steps: int,
+    time_step: str | pd.Timedelta,
+    latitudes: np.ndarray,
+    longitudes: np.ndarray,
+) -> Iterator[RolloutStep]:
+    """Yield the normalised state after each of ``n_steps`` steps from ``state`` ``(B, C, H, W)``.
+
+    ``init_times`` ``(B,)`` are the valid times of ``state``; forcings for each step are computed
+    at the time the step starts from, as in training. Only the current state is held, so memory
+    does not grow with ``n_steps``; a consumer that keeps every yielded state is what would grow.
+    """
+    step = np.timedelta64(pd.Timedelta(time_step).value, "ns")
+    times = np.asarray(init_times, dtype="datetime64[ns]")
+    device = state.device
+    for k in range(n_steps):
+        f = batch_forcings(times, latitudes, longitudes, device)
+        state = forecaster(state, f)
+        times = times + step
+        yield RolloutStep(k + 1, times, state)

@@ -1,0 +1,139 @@
+"""Names, units and time conventions shared by every stage.
+
+Dimension names follow ERA5 / WeatherBench2 usage: ``time`` (analysis valid time in a training
+store), ``init_time``, ``lead_time`` and ``valid_time = init_time + lead_time`` in forecast products,
+``member`` for ensembles, ``level`` for pressure levels in hPa, ``latitude`` (degrees north, north
+first) and ``longitude`` (degrees east in [0, 360)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TIME = "time"
+INIT_TIME = "init_time"
+LEAD_TIME = "lead_time"
+VALID_TIME = "valid_time"
+MEMBER = "member"
+LEVEL = "level"
+LAT = "latitude"
+LON = "longitude"
+CHANNEL = "channel"
+
+GRAVITY = 9.80665  # m s-2, the WMO standard gravity ERA5 uses to convert z <-> height
+EARTH_RADIUS = 6_371_000.0  # m
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    """What an ERA5 short name means: CF standard name, long name and canonical units."""
+
+    short_name: str
+    long_name: str
+    units: str
+    standard_name: str | None = None
+    level_type: str = "pressure"  # "pressure", "surface" or "invariant"
+
+
+# Canonical units are those the Climate Data Store writes into its netCDF files.
+VARIABLES: dict[str, VariableInfo] = {
+    v.short_name: v
+    for v in [
+        VariableInfo("z", "Geopotential", "m**2 s**-2", "geopotential"),
+        VariableInfo("t", "Temperature", "K", "air_temperature"),
+        VariableInfo("u", "U component of wind", "m s**-1", "eastward_wind"),
+        VariableInfo("v", "V component of wind", "m s**-1", "northward_wind"),
+        VariableInfo("q", "Specific humidity", "kg kg**-1", "specific_humidity"),
+        VariableInfo("vo", "Vorticity (relative)", "s**-1", "atmosphere_relative_vorticity"),
+        VariableInfo("d", "Divergence", "s**-1", "divergence_of_wind"),
+        VariableInfo("w", "Vertical velocity", "Pa s**-1", "lagrangian_tendency_of_air_pressure"),
+        VariableInfo("r", "Relative humidity", "%", "relative_humidity"),
+        VariableInfo("msl", "Mean sea level pressure", "Pa", "air_pressure_at_mean_sea_level", "surface"),
+        VariableInfo("sp", "Surface pressure", "Pa", "surface_air_pressure", "surface"),
+        VariableInfo("t2m", "2 metre temperature", "K", "air_temperature", "surface"),
+        VariableInfo("u10", "10 metre U wind component", "m s**-1", "eastward_wind", "surface"),
+        VariableInfo("v10", "10 metre V wind component", "m s**-1", "northward_wind", "surface"),
+        VariableInfo("tcwv", "Total column vertically-integrated water vapour", "kg m**-2",
+                     "lwe_thickness_of_atmosphere_mass_content_of_water_vapor", "surface"),
+        VariableInfo("sst", "Sea surface temperature", "K", "sea_surface_temperature", "surface"),
+        VariableInfo("siconc", "Sea ice area fraction", "1", "sea_ice_area_fraction", "surface"),
+        VariableInfo("lsm", "Land-sea mask", "1", "land_binary_mask", "invariant"),
+        VariableInfo("orography", "Height of the surface above sea level", "m", "surface_altitude",
+                     "invariant"),
+    ]
+}
+
+# Names other conventions use for the same quantity -> ERA5 short name.
+VARIABLE_ALIASES: dict[str, str] = {
+    "geopotential": "z",
+    "temperature": "t",
+    "u_component_of_wind": "u",
+    "v_component_of_wind": "v",
+    "specific_humidity": "q",
+    "vorticity": "vo",
+    "divergence": "d",
+    "mean_sea_level_pressure": "msl",
+    "surface_pressure": "sp",
+    "2m_temperature": "t2m",
+    "10m_u_component_of_wind": "u10",
+    "10m_v_component_of_wind": "v10",
+    "land_sea_mask": "lsm",
+    "geopotential_at_surface": "z",
+    "sea_surface_temperature": "sst",
+    "sea_ice_cover": "siconc",
+    "ci": "siconc",
+}
+
+# Spellings of the same unit -> the canonical spelling above.
+UNIT_ALIASES: dict[str, str] = {
+    "m2 s-2": "m**2 s**-2",
+    "m^2/s^2": "m**2 s**-2",
+    "m**2/s**2": "m**2 s**-2",
+    "m^2 s^-2": "m**2 s**-2",
+    "m s-1": "m s**-1",
+    "m/s": "m s**-1",
+    "s-1": "s**-1",
+    "1/s": "s**-1",
+    "kg kg-1": "kg kg**-1",
+    "kg/kg": "kg kg**-1",
+    "pa": "Pa",
+    "pa s-1": "Pa s**-1",
+    "kg m-2": "kg m**-2",
+    "(0 - 1)": "1",
+    "0-1": "1",
+    "fraction": "1",
+    "dimensionless": "1",
+    "~": "1",
+    "": "1",
+    "kelvin": "K",
+    "metres": "m",
+    "meters": "m",
+    "percent": "%",
+}
+
+# Linear conversions (scale, offset) from a recognised unit to the canonical one: value * scale + offset.
+UNIT_CONVERSIONS: dict[tuple[str, str], tuple[float, float]] = {
+    ("hPa", "Pa"): (100.0, 0.0),
+    ("degC", "K"): (1.0, 273.15),
+    ("m", "m**2 s**-2"): (GRAVITY, 0.0),  # geopotential height -> geopotential
+    ("m**2 s**-2", "m"): (1.0 / GRAVITY, 0.0),  # surface geopotential -> orography
+    ("g kg**-1", "kg kg**-1"): (1e-3, 0.0),
+}
+
+
+def canonical_units(units: str | None) -> str:
+    """Spell ``units`` the way the Climate Data Store does (``m s**-1``, ``m**2 s**-2``, ...)."""
+    text = (units or "").strip()
+    return UNIT_ALIASES.get(text, UNIT_ALIASES.get(text.lower(), text))
+
+
+def channel_name(short_name: str, level: float | int | None) -> str:
+    """Channel naming used in training stores: ``z500``, ``vo850``, ``msl``."""
+    if level is None:
+        return short_name
+    return f"{short_name}{int(level) if float(level).is_integer() else level}"
+
+
+SIX_HOURS = np.timedelta64(6, "h")

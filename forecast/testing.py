@@ -1,0 +1,137 @@
+"""Small ERA5-style datasets in the Climate Data Store's layouts, for tests, docs and notebooks.
+
+The fields are analytic (smooth functions of latitude, longitude and time) so that tests can
+compute expected values by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["cds_dataset", "linear_package", "tiny_store", "write_cds_months"]
+
+_ATTRS = {
+    "z": {"units": "m**2 s**-2", "long_name": "Geopotential", "standard_name": "geopotential"},
+    "u": {"units": "m s**-1", "long_name": "U component of wind", "standard_name": "eastward_wind"},
+    "msl": {"units": "Pa", "long_name": "Mean sea level pressure",
+            "standard_name": "air_pressure_at_mean_sea_level"},
+    "t2m": {"units": "K", "long_name": "2 metre temperature"},
+}
+
+
+def analytic_field(name: str, times: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """A smooth field ``(time, lat, lon)`` in physical units with a travelling wave and a trend."""
+    hours = (times - np.datetime64("2000-01-01T00")) / np.timedelta64(1, "h")
+    phi = np.deg2rad(lat)[None, :, None]
+    lam = np.deg2rad(lon)[None, None, :]
+    t = hours[:, None, None].astype(np.float64)
+    wave = np.cos(phi) ** 2 * np.cos(3 * lam - 2 * np.pi * t / 120.0)
+    base = {"z": (54000.0, 3000.0), "u": (10.0, 15.0), "msl": (101000.0, 1500.0), "t2m": (280.0, 20.0)}[name]
+    return (base[0] + base[1] * (np.sin(phi) * 0.5 + wave)).astype(np.float32)
+
+
+def cds_dataset(
+    start: str,
+    periods: int,
+    variables: tuple[str, ...] = ("msl",),
+    level: float | None = None,
+    nlat: int = 37,
+    nlon: int = 72,
+    freq: str = "6h",
+    layout: str = "new",
+) -> xr.Dataset:
+    """An ERA5 dataset as the CDS writes it.
+
+    ``layout="new"`` is today's CDS netCDF (``valid_time``, ``pressure_level``, ``expver`` and
+    ``number`` coordinates); ``"old"`` is the pre-2024 one (``time``, ``level``). Grid: regular,
+    latitude 90 -> -90 with poles, longitude from 0.
+    """
+    times = pd.date_range(start, periods=periods, freq=freq).values
+    lat = np.linspace(90.0, -90.0, nlat)
+    lon = np.arange(nlon) * 360.0 / nlon
+    tname = "valid_time" if layout == "new" else "time"
+    lname = "pressure_level" if layout == "new" else "level"
+    data = {}
+    for name in variables:
+        values = analytic_field(name, times, lat, lon)
+        dims = [tname, "latitude", "longitude"]
+        if level is not None and name in ("z", "u"):
+            values = values[:, None]
+            dims = [tname, lname, "latitude", "longitude"]
+        data[name] = xr.Variable(dims, values, attrs=dict(_ATTRS[name]))
+    coords = {tname: times, "latitude": lat, "longitude": lon}
+    if level is not None:
+        coords[lname] = np.array([float(level)])
+    ds = xr.Dataset(data, coords=coords, attrs={"Conventions": "CF-1.7", "institution": "test"})
+    ds["latitude"].attrs = {"units": "degrees_north"}
+    ds["longitude"].attrs = {"units": "degrees_east"}
+    if layout == "new":
+        ds = ds.assign_coords(expver=(tname, np.array(["0001"] * periods)), number=0)
+    return ds
+
+
+def write_cds_months(folder: Path, start: str, months: int, **kwargs) -> list[Path]:
+    """Write ``months`` monthly files ``era5_YYYYMM.nc`` of :func:`cds_dataset` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    first = pd.Timestamp(start)
+    freq = kwargs.pop("freq", "6h")
+    for m in range(months):
+        t0 = first + pd.DateOffset(months=m)
+        t1 = t0 + pd.DateOffset(months=1)
+        periods = int((t1 - t0) / pd.Timedelta(freq))
+        ds = cds_dataset(str(t0), periods, freq=freq, **kwargs)
+        path = folder / f"era5_{t0:%Y%m}.nc"
+        ds.to_netcdf(path, engine="netcdf4")
+        paths.append(path)
+    return paths
+
+
+def tiny_store(root: Path, months: int = 2, nlat: int = 16, nlon: int = 32, grid: str = "legendre-gauss",
+               attribution: str | None = None, stats: bool = True) -> Path:
+    """Ingest :func:`write_cds_months` files (``z500``, ``msl``) into a small training store under ``root``.
+
+    Statistics cover the first month; ``stats=False`` writes a store of initial conditions only.
+    """
+    from forecast.ingest.config import IngestConfig
+    from forecast.ingest.pipeline import run_ingest
+
+    files = write_cds_months(root / "raw", "2000-01-01", months, variables=("msl", "z"), level=500)
+    tree = {
+        "sources": [{"paths": [str(p) for p in files]}],
+        "channels": [{"variable": "z", "level": 500}, {"variable": "msl"}],
+        "grid": {"type": grid, "nlat": nlat, "nlon": nlon},
+        "stats": {"start": "2000-01-01", "end": "2000-01-31T18:00"} if stats else None,
+        "output": {"path": str(root / "store.zarr")},
+    }
+    if attribution:
+        tree["attribution"] = attribution
+    return run_ingest(IngestConfig.model_validate(tree), progress=False).path
+
+
+def linear_package(path: Path, store_path: Path, sources: dict[str, str], rates: dict[str, float]) -> Path:
+    """A model package of a known linear model, for tests with closed-form answers.
+
+    In normalised units channel ``c`` steps as ``x_c(t + dt) = x_c(t) + rates[c] * u(t)`` where ``u`` is the
+    network input ``sources[c]``: the channel itself (``x_c(n) = (1 + r) ** n x_c(0)``), another channel, or a
+    forcing (``cos_zenith``, ``sin_year``, ``cos_year``) evaluated at the step's start time. It is a
+    persistence network behind the residual forecaster, with ``tendency_std = rates * std``.
+    """
+    import dataclasses
+
+    from forecast.data.features import FORCING_NAMES, POSITION_NAMES
+    from forecast.data.store import open_training_store
+    from forecast.models import build_model
+    from forecast.models.config import PersistenceConfig
+    from forecast.train.package import save_package
+
+    store = open_training_store(store_path)
+    inputs = [*store.channels, *store.static_names, *POSITION_NAMES, *FORCING_NAMES]
+    config = PersistenceConfig(prognostic_indices=[inputs.index(sources[c]) for c in store.channels])
+    store = dataclasses.replace(store, tendency_std=np.array([rates[c] for c in store.channels]) * store.std)
+    net = build_model(config, store.grid_type, *store.shape, len(inputs), len(store.channels))
+    return save_package(path, net, config, True, store, "name: linear\n", info={"name": path.stem})

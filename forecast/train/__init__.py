@@ -1,0 +1,1 @@
+"""Training: losses, schedules, the loop, checkpoints and the self-describing model package."""

@@ -1,0 +1,74 @@
+"""Typed configuration of one training run (``forecast train <config.yaml>``): data, model, optimiser, loss."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from forecast.config import StrictModel, Timestamp
+from forecast.models.config import ModelConfig
+
+__all__ = ["DataConfig", "LossConfig", "OptimConfig", "PeriodConfig", "TrainConfig", "ValidationConfig"]
+
+
+class PeriodConfig(StrictModel):
+    """Inclusive time window; ``None`` bounds take the store's first/last time."""
+
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+
+
+class DataConfig(StrictModel):
+    store: str
+    train: PeriodConfig
+    valid: PeriodConfig
+    batch_size: int = Field(default=8, ge=1)  # global batch; divided among DDP ranks
+    workers: int = Field(default=1, ge=0)  # DataLoader worker processes per rank
+    in_memory: bool = True  # read the whole store once (fast for stores that fit in RAM)
+
+
+class OptimConfig(StrictModel):
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = Field(default=50, ge=0)
+    min_lr_ratio: float = Field(default=0.02, ge=0, le=1)  # floor of the cosine decay, relative to lr
+    grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
+    ema_decay: float | None = None  # e.g. 0.999: validate and package an exponential moving average
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU
+
+
+class LossConfig(StrictModel):
+    channel_weights: dict[str, float] = Field(default_factory=dict)  # missing channels weigh 1
+    rollout_steps: int = Field(default=1, ge=1)  # >1: loss over k unrolled steps, gradients through them
+
+
+class ValidationConfig(StrictModel):
+    lead_steps: list[int] = Field(default_factory=lambda: [1, 4, 20])  # leads reported (6 h, 1 d, 5 d)
+    max_cases: int = Field(default=32, ge=1)  # initial times spread evenly over the validation period
+    batch_size: int = Field(default=8, ge=1)
+
+
+class TrainConfig(StrictModel):
+    """One training run, end to end; saved inside every checkpoint and model package."""
+
+    name: str
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    residual: bool = True
+    # Start from the weights of a model package (e.g. multi-step fine-tuning of a 1-step model).
+    init_from: str | None = None
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    epochs: int = Field(default=10, ge=1)
+    steps_per_epoch: int | None = None  # cap the batches per epoch (None: one pass over the training windows)
+    checkpoint_every: int = Field(default=200, ge=1)  # optimiser steps between mid-epoch checkpoints
+    output_dir: str = "runs/{name}"
+    device: str = "auto"  # "auto" (CUDA if available), "cpu", "cuda", "cuda:1", ...
+
+    @property
+    def run_dir(self) -> str:
+        return self.output_dir.format(name=self.name)

@@ -1,0 +1,402 @@
+"""The forecast networks: shapes, parameter counts, symmetries, resolution transfer, trainability, baselines."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+import torch_harmonics as th
+from pydantic import TypeAdapter, ValidationError
+
+from forecast.config import ConfigError, dump_config, load_config
+from forecast.models import (
+    AFNO,
+    SFNO,
+    AFNOConfig,
+    Climatology,
+    ClimatologyConfig,
+    ModelConfig,
+    ModelConfigFile,
+    Persistence,
+    PersistenceConfig,
+    SFNOConfig,
+    build_model,
+    count_parameters,
+    load_model_config,
+    registered_models,
+)
+from forecast.models.sfno import SpectralConvS2
+
+MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "models"
+GRIDS = [("equiangular", 33, 64), ("legendre-gauss", 32, 64), ("equiangular", 73, 144)]
+
+
+def tiny_sfno(**kw) -> SFNOConfig:
+    return SFNOConfig(**{"embed_dim": 8, "num_layers": 3, "lmax": 12, "mmax": 12, **kw})
+
+
+def tiny_afno(**kw) -> AFNOConfig:
+    return AFNOConfig(**{"embed_dim": 16, "depth": 2, "num_blocks": 4, "patch_size": (4, 4), "mlp_ratio": 2.0, **kw})
+
+
+def band_limited(grid: str, nlat: int, nlon: int, coeffs: torch.Tensor) -> torch.Tensor:
+    """The field with SH coefficients ``coeffs (..., L, L)`` sampled on a grid: ``(..., nlat, nlon)``."""
+    lmax = coeffs.shape[-1]
+    return th.InverseRealSHT(nlat, nlon, lmax=lmax, mmax=lmax, grid=grid).to(coeffs.real.dtype)(coeffs)
+
+
+def random_coeffs(*lead: int, lmax: int, dtype=torch.float64, generator=None) -> torch.Tensor:
+    """Random SH coefficients ``(*lead, lmax, lmax)`` of a real field: zero for m > l, real for m = 0."""
+    re = torch.randn(*lead, lmax, lmax, dtype=dtype, generator=generator)
+    im = torch.randn(*lead, lmax, lmax, dtype=dtype, generator=generator)
+    c = torch.tril(torch.complex(re, im))  # index [l, m]: keep m <= l
+    return torch.complex(c.real, c.imag * (torch.arange(lmax) > 0))
+
+
+# ---------------------------------------------------------------- shapes and parameter counts
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g[0]}-{g[1]}x{g[2]}")
+@pytest.mark.parametrize(
+    "config",
+    [tiny_sfno(), tiny_sfno(scale_factor=2, norm="instance_norm"), tiny_afno()],
+    ids=["sfno", "sfno-s2", "afno"],
+)
+def test_output_shape(config, grid):
+    model = build_model(config, *grid, in_channels=5, out_channels=3)
+    y = model(torch.randn(2, 5, grid[1], grid[2]))
+    assert y.shape == (2, 3, grid[1], grid[2])
+    assert torch.isfinite(y).all()
+
+
+def test_sfno_parameter_count_by_hand_and_independent_of_grid():
+    c_in, c_out, d, lmax, layers = 5, 3, 8, 12, 3
+    cfg = tiny_sfno(embed_dim=d, lmax=lmax, num_layers=layers, mlp_ratio=2.0)
+    hidden = 2 * d
+    encoder = (c_in * d + d) + (d * d + d)
+    block = (
+        2 * d  # norm1 (weight, bias)
+        + d * d * lmax * 2  # Driscoll-Healy filter: one complex C x C matrix per degree
+        + 2 * d  # norm2
+        + (d * hidden + hidden)
+        + (hidden * d + d)  # pointwise MLP
+    )
+    decoder = ((d + c_in) * d + d) + (d * c_out + c_out)  # big skip: input concatenated
+    expected = encoder + layers * block + decoder
+    counts = {count_parameters(build_model(cfg, *g, c_in, c_out)) for g in GRIDS + [("legendre-gauss", 64, 128)]}
+    assert counts == {expected}
+    filt = build_model(cfg, "legendre-gauss", 32, 64, c_in, c_out).blocks[0].spectral.filter
+    assert filt.weight.shape == (d, d, lmax, 2)
+    diagonal = build_model(tiny_sfno(filter_mixing="diagonal", filter_weights="real"), "legendre-gauss", 32, 64, 5, 3)
+    assert diagonal.blocks[0].spectral.filter.weight.shape == (8, 12)
+
+
+def test_afno_parameter_count_by_hand():
+    c_in, c_out, d, nb, (ph, pw) = 5, 3, 16, 4, (4, 4)
+    cfg = tiny_afno(embed_dim=d, num_blocks=nb, patch_size=(ph, pw), depth=2, mlp_ratio=2.0)
+    model = build_model(cfg, "equiangular", 73, 144, c_in, c_out)
+    h, w = 19, 36  # ceil(73 / 4), 144 / 4
+    bs = d // nb
+    block = 4 * d + 2 * (2 * nb * bs * bs) + 2 * nb * bs + 2 * nb * bs + (d * 2 * d + 2 * d) + (2 * d * d + d)
+    expected = (c_in * ph * pw * d + d) + d * h * w + 2 * block + 2 * d + (d * ph * pw * c_out + ph * pw * c_out)
+    assert count_parameters(model) == expected
+
+
+def test_baselines_have_no_parameters():
+    assert count_parameters(build_model(PersistenceConfig(), "equiangular", 33, 64, 5, 3)) == 0
+    assert count_parameters(build_model(ClimatologyConfig(), "equiangular", 33, 64, 5, 3)) == 0
+
+
+# ---------------------------------------------------------------- SFNO symmetries
+
+
+@pytest.mark.parametrize("grid", GRIDS[:2], ids=lambda g: g[0])
+@pytest.mark.parametrize("scale_factor", [1, 2])
+def test_sfno_is_equivariant_to_longitude_roll(grid, scale_factor):
+    torch.manual_seed(0)
+    cfg = tiny_sfno(scale_factor=scale_factor, norm="layer_norm" if scale_factor == 1 else "instance_norm")
+    model = build_model(cfg, *grid, 4, 2).double().eval()
+    x = torch.randn(2, 4, grid[1], grid[2], dtype=torch.float64)
+    k = 6  # a multiple of the coarse grid's spacing (2 points) too
+    with torch.no_grad():
+        rolled_out = model(x.roll(k, dims=-1))
+        out_rolled = model(x).roll(k, dims=-1)
+    torch.testing.assert_close(rolled_out, out_rolled, atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("grid", GRIDS[:2], ids=lambda g: g[0])
+def test_sfno_with_real_filter_commutes_with_a_rotation_off_the_polar_axis(grid):
+    """Rotation by 180 deg about the axis through (0N, 0E): latitude -> -latitude, longitude -> -longitude.
+
+    Both grids map onto themselves, so real per-degree filters (a true spherical convolution) make
+    the whole network commute with it exactly; this is more than longitude-shift equivariance.
+    """
+    torch.manual_seed(1)
+    model = build_model(tiny_sfno(filter_weights="real", norm="instance_norm"), *grid, 3, 2).double().eval()
+
+    def rotate(f: torch.Tensor) -> torch.Tensor:
+        return f.flip(-2).flip(-1).roll(1, dims=-1)  # index j -> -j mod nlon
+
+    x = torch.randn(2, 3, grid[1], grid[2], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(rotate(x)), rotate(model(x)), atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("grid", GRIDS[:2], ids=lambda g: g[0])
+@pytest.mark.parametrize("weights", ["complex", "real"])
+def test_spectral_filter_keeps_each_degree(grid, weights):
+    lmax = 10
+    conv = SpectralConvS2(grid, grid, 2, 3, lmax, lmax, weights=weights).double()
+    sht = th.RealSHT(grid[1], grid[2], lmax=lmax, mmax=lmax, grid=grid[0]).double()
+    for ell, m in [(0, 0), (3, 0), (4, 2), (7, 5), (9, 9)]:
+        c = torch.zeros(1, 2, lmax, lmax, dtype=torch.complex128)
+        c[:, :, ell, m] = torch.tensor([1.0 + 0.5j, -0.3 + 1.0j]) if m else torch.tensor([1.0, -0.3])
+        with torch.no_grad():
+            out = sht(conv(band_limited(grid[0], grid[1], grid[2], c)))  # (1, 3, lmax, lmax)
+        energy = out.abs().square()
+        kept = energy[:, :, ell, m].sum()
+        energy[:, :, ell, m] = 0
+        assert kept > 1e-6 and energy.sum() < 1e-20 * kept, (ell, m, energy.sum())
+
+
+def test_real_filter_acts_alike_on_every_order_of_a_degree():
+    lmax = 8
+    grid = ("legendre-gauss", 16, 32)
+    conv = SpectralConvS2(grid, grid, 1, 1, lmax, lmax, weights="real").double()
+    c = random_coeffs(1, 1, lmax=lmax, generator=torch.Generator().manual_seed(2))
+    sht = th.RealSHT(16, 32, lmax=lmax, mmax=lmax, grid=grid[0]).double()
+    with torch.no_grad():
+        ratio = sht(conv(band_limited(*grid, c))) / torch.where(c.abs() > 0, c, 1)
+    w = conv.filter.weight[0, 0].double()  # (lmax,) one gain per degree
+    for ell in range(lmax):
+        torch.testing.assert_close(ratio[0, 0, ell, : ell + 1].real, w[ell].expand(ell + 1), atol=1e-10, rtol=1e-8)
+
+
+def test_filter_drops_orders_from_mmax():
+    grid = ("legendre-gauss", 16, 32)
+    conv = SpectralConvS2(grid, grid, 1, 1, 8, 4).double()
+    c = random_coeffs(1, 1, lmax=8)
+    out = th.RealSHT(16, 32, lmax=8, mmax=8, grid=grid[0]).double()(conv(band_limited(*grid, c)))
+    assert out[..., 4:].abs().max() < 1e-12
+    assert out[..., :4].abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------- SFNO across resolutions
+
+
+def test_sfno_state_dict_holds_no_grid_sized_tensors():
+    model = build_model(tiny_sfno(scale_factor=2), "equiangular", 73, 144, 4, 2)
+    for name, tensor in model.state_dict().items():
+        assert 73 not in tensor.shape and 144 not in tensor.shape and 37 not in tensor.shape, name
+
+
+@pytest.mark.parametrize("scale_factor", [1, 2])
+@pytest.mark.parametrize("target", [("legendre-gauss", 64, 128), ("equiangular", 73, 144)], ids=lambda g: g[0])
+def test_sfno_weights_run_at_another_resolution_with_consistent_output(scale_factor, target):
+    torch.manual_seed(3)
+    coarse = build_model(tiny_sfno(scale_factor=scale_factor), "legendre-gauss", 32, 64, 3, 2).double().eval()
+    fine = build_model(tiny_sfno(scale_factor=scale_factor), *target, 3, 2).double()
+    fine.load_state_dict(coarse.state_dict())  # strict: same keys and shapes
+    fine.eval()
+    assert isinstance(coarse, SFNO)
+    again = coarse.for_grid(*target)
+    # The same smooth field (degrees < 6) sampled on both grids.
+    c = random_coeffs(1, 3, lmax=6, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        y_coarse = coarse(band_limited("legendre-gauss", 32, 64, c))
+        y_fine = fine(band_limited(*target, c))
+        torch.testing.assert_close(again(band_limited(*target, c)), y_fine)
+    # Compare the low degrees of the two outputs; they differ only by how each grid resolves the
+    # (small) high-degree part the nonlinearities create.
+    lmax = 8
+    s_coarse = th.RealSHT(32, 64, lmax=lmax, mmax=lmax, grid="legendre-gauss").double()(y_coarse)
+    s_fine = th.RealSHT(target[1], target[2], lmax=lmax, mmax=lmax, grid=target[0]).double()(y_fine)
+    rel = (s_coarse - s_fine).abs().norm() / s_fine.abs().norm()
+    assert rel < 0.02, rel
+
+
+def test_sfno_refuses_a_grid_too_coarse_for_its_truncation():
+    with pytest.raises(ValueError, match="cannot carry lmax=24"):
+        build_model(tiny_sfno(lmax=24, mmax=24), "legendre-gauss", 16, 32, 3, 2)
+    with pytest.raises(ValueError, match="cannot carry"):
+        build_model(tiny_sfno(lmax=16, mmax=16, scale_factor=2), "legendre-gauss", 24, 48, 3, 2)
+
+
+# ---------------------------------------------------------------- AFNO
+
+
+def test_afno_pads_a_grid_that_the_patch_does_not_divide():
+    model = build_model(tiny_afno(patch_size=(4, 4)), "equiangular", 73, 144, 3, 2)
+    assert isinstance(model, AFNO)
+    assert model.patch_grid == (19, 36) and (model.pad_north, model.pad_south, model.pad_east) == (1, 2, 0)
+    assert model.pos_embed.shape == (1, 19, 36, 16)
+    odd = build_model(tiny_afno(patch_size=(2, 4)), "equiangular", 33, 62, 3, 2)
+    assert odd.patch_grid == (17, 16) and (odd.pad_north, odd.pad_south, odd.pad_east) == (0, 1, 2)
+    x = torch.randn(1, 3, 33, 62, requires_grad=True)
+    odd(x).square().sum().backward()
+    assert (x.grad != 0).all()  # every grid point, edges included, reaches the output
+
+
+def test_afno_hard_thresholding_removes_high_modes():
+    from forecast.models.afno import AFNOFilter
+
+    filt = AFNOFilter(8, 2, sparsity_threshold=0.0, hard_thresholding_fraction=0.5).double()
+    assert filt.kept_modes(8, 16) == (2, 4)
+    y = filt(torch.randn(3, 8, 16, 8, dtype=torch.float64))
+    spec = torch.fft.rfft2(y, dim=(1, 2), norm="ortho")  # (3, 8, 9, 8)
+    freq = torch.fft.fftfreq(8, d=1 / 8).abs()
+    assert spec[:, freq >= 2].abs().max() < 1e-12
+    assert spec[:, :, 4:].abs().max() < 1e-12
+    assert spec[:, freq < 2, :4].abs().max() > 1e-6
+
+
+# ---------------------------------------------------------------- trainability
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SFNOConfig(embed_dim=16, num_layers=2, lmax=8, mmax=8),
+        tiny_afno(embed_dim=32, patch_size=(2, 2), sparsity_threshold=0.0),
+    ],
+    ids=["sfno", "afno"],
+)
+def test_tiny_model_overfits_one_batch(config):
+    torch.manual_seed(0)
+    model = build_model(config, "legendre-gauss", 16, 32, 3, 2)
+    x = torch.randn(2, 3, 16, 32)
+    y = torch.sin(2 * x[:, :2]) * x[:, 2:3]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = (model(x) - y).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def test_persistence_returns_the_prognostic_input_channels():
+    x = torch.randn(2, 5, 33, 64)
+    assert torch.equal(Persistence([3, 0])(x), x[:, [3, 0]])
+    default = build_model(PersistenceConfig(), "equiangular", 33, 64, 5, 2)
+    assert torch.equal(default(x), x[:, :2])
+    picked = build_model(PersistenceConfig(prognostic_indices=[4, 1]), "equiangular", 33, 64, 5, 2)
+    assert torch.equal(picked(x), x[:, [4, 1]])
+    with pytest.raises(ValueError, match="prognostic_indices"):
+        build_model(PersistenceConfig(prognostic_indices=[5]), "equiangular", 33, 64, 5, 1)
+
+
+def test_climatology_returns_the_climatology():
+    x = torch.randn(2, 5, 33, 64)
+    per_sample = torch.randn(2, 3, 33, 64)
+    model = build_model(ClimatologyConfig(), "equiangular", 33, 64, 5, 3)
+    assert getattr(model, "requires_climatology", False)
+    assert torch.equal(model(x, climatology=per_sample), per_sample)
+    shared = torch.randn(3, 33, 64)
+    assert torch.equal(model(x, climatology=shared), shared.expand(2, -1, -1, -1))
+    with pytest.raises(ValueError, match="valid-time climatology"):
+        model(x)
+    with pytest.raises(ValueError, match="does not fit"):
+        model(x, climatology=torch.randn(2, 4, 33, 64))
+    fixed = Climatology(3, shared)
+    assert torch.equal(fixed(x), shared.expand(2, -1, -1, -1))
+    assert torch.equal(fixed(x.double()), shared.double().expand(2, -1, -1, -1))
+    assert "default" in fixed.state_dict()
+
+
+# ---------------------------------------------------------------- configs, registry, persistence
+
+
+@pytest.mark.parametrize("path", sorted(MODEL_CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_config_loads_builds_and_round_trips(path, tmp_path):
+    cfg = load_model_config(path)
+    wrapped = load_config(ModelConfigFile, path)
+    assert wrapped.root == cfg
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_config(wrapped))
+    assert load_model_config(again) == cfg
+    model = build_model(cfg, "legendre-gauss", 32, 64, 8, 6).eval()
+    x = torch.randn(1, 8, 32, 64)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = build_model(cfg, "legendre-gauss", 32, 64, 8, 6).eval()
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
+def test_example_configs_exist():
+    names = {p.name for p in MODEL_CONFIGS.glob("*.yaml")}
+    assert {"sfno_small.yaml", "afno_small.yaml"} <= names
+
+
+def test_config_union_is_strict_and_discriminated(tmp_path):
+    adapter = TypeAdapter(ModelConfig)
+    assert isinstance(adapter.validate_python({"type": "sfno", "lmax": 8, "mmax": 8}), SFNOConfig)
+    assert isinstance(adapter.validate_python({"type": "afno"}), AFNOConfig)
+    with pytest.raises(ValidationError, match="lmax"):
+        adapter.validate_python({"type": "sfno"})  # truncation is always explicit
+    with pytest.raises(ValidationError, match="mmax"):
+        adapter.validate_python({"type": "sfno", "lmax": 8, "mmax": 9})
+    with pytest.raises(ValidationError, match="num_blocks"):
+        adapter.validate_python({"type": "afno", "embed_dim": 30, "num_blocks": 4})
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"type": "unet"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((MODEL_CONFIGS / "sfno_small.yaml").read_text() + "\nembed_dimm: 3\n")
+    with pytest.raises(ConfigError, match="embed_dimm"):
+        load_model_config(bad)
+    cfg = load_model_config(MODEL_CONFIGS / "sfno_small.yaml", ["scale_factor=2", "lmax=12", "mmax=12"])
+    assert (cfg.scale_factor, cfg.lmax) == (2, 12)
+
+
+def test_registry_knows_every_config_type():
+    assert set(registered_models()) == {"sfno", "afno", "persistence", "climatology"}
+    with pytest.raises(ValueError, match="grid type"):
+        build_model(tiny_sfno(), "healpix", 32, 64, 3, 2)
+
+
+# ---------------------------------------------------------------- devices and dtypes
+
+
+def test_models_follow_the_input_dtype():
+    for cfg in (tiny_sfno(scale_factor=2), tiny_afno()):
+        model = build_model(cfg, "equiangular", 33, 64, 3, 2).double()
+        assert model(torch.randn(1, 3, 33, 64, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.parametrize("config", [tiny_sfno(scale_factor=2), tiny_afno()], ids=["sfno", "afno"])
+def test_mixed_precision_runs_the_transforms_in_float32(config):
+    torch.manual_seed(0)
+    model = build_model(config, "equiangular", 73, 144, 3, 2)  # 72 / 36 / 19 points: no power of two
+    x = torch.randn(2, 3, 73, 144)
+    reference = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(x)
+        y.float().square().mean().backward()
+    assert (y.float() - reference).norm() < 0.03 * reference.norm()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_models_run_on_cuda():
+    x = torch.randn(2, 3, 33, 64, device="cuda")
+    for cfg in (tiny_sfno(scale_factor=2), tiny_afno(), PersistenceConfig(), ClimatologyConfig()):
+        model = build_model(cfg, "equiangular", 33, 64, 3, 2).cuda()
+        kwargs = {"climatology": torch.randn(2, 33, 64, device="cuda")} if cfg.type == "climatology" else {}
+        y = model(x, **kwargs)
+        assert y.device.type == "cuda" and y.shape == (2, 2, 33, 64)
+        if count_parameters(model):
+            y.square().mean().backward()
+        cpu = build_model(cfg, "equiangular", 33, 64, 3, 2)
+        cpu.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+        torch.testing.assert_close(
+            cpu(x.cpu(), **{k: v.cpu() for k, v in kwargs.items()}), y.detach().cpu(), atol=1e-4, rtol=1e-4
+        )

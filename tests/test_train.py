@@ -1,0 +1,269 @@
+"""Training: data windows, the loop end to end, exact resume after a kill, DDP equivalence, model package."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import xarray as xr
+import yaml
+
+from forecast.config import dump_config
+from forecast.data.dataset import WindowDataset
+from forecast.data.store import open_training_store
+from forecast.ingest.config import IngestConfig
+from forecast.ingest.pipeline import run_ingest
+from forecast.testing import write_cds_months
+from forecast.train.config import TrainConfig
+from forecast.train.loop import EpochSampler, _Unroll, build_forecaster, train
+from forecast.train.losses import AreaWeightedMSE
+from forecast.train.package import load_package
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    files = write_cds_months(root / "raw", "2000-01-01", 2, variables=("msl", "z"), level=500)
+    cfg = IngestConfig.model_validate({
+        "sources": [{"paths": [str(p) for p in files]}],
+        "channels": [{"variable": "z", "level": 500}, {"variable": "msl"}],
+        "grid": {"type": "legendre-gauss", "nlat": 16, "nlon": 32},
+        "stats": {"start": "2000-01-01", "end": "2000-01-31T18:00"},
+        "output": {"path": str(root / "store.zarr")},
+    })
+    return run_ingest(cfg, progress=False).path
+
+
+def train_config(store: Path, run_dir: Path, **over) -> TrainConfig:
+    tree = {
+        "name": "tiny",
+        "data": {"store": str(store), "train": {"start": "2000-01-01", "end": "2000-01-31T18:00"},
+                 "valid": {"start": "2000-02-01", "end": "2000-02-29T18:00"}, "batch_size": 4, "workers": 0},
+        "model": {"type": "sfno", "embed_dim": 8, "num_layers": 2, "lmax": 8, "mmax": 8},
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "validation": {"lead_steps": [1, 4], "max_cases": 4},
+        "epochs": 2,
+        "steps_per_epoch": 6,
+        "checkpoint_every": 2,
+        "output_dir": str(run_dir),
+        "device": "cpu",
+    }
+    for k, v in over.items():
+        if isinstance(v, dict):
+            tree[k] = {**tree.get(k, {}), **v}
+        else:
+            tree[k] = v
+    return TrainConfig.model_validate(tree)
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r["kind"] == "train"]
+
+
+def test_windows_are_normalised_and_aligned(store):
+    s = open_training_store(store)
+    ds = WindowDataset(s, np.datetime64("2000-01-01"), np.datetime64("2000-01-02T00:00"), n_steps=2)
+    assert len(ds) == 3  # windows starting 00, 06, 12 UTC fit before 2000-01-02T00
+    item = ds[1]
+    assert item["state"].shape == (2, 16, 32) and item["targets"].shape == (2, 2, 16, 32)
+    assert item["forcings"].shape == (3, 3, 16, 32)
+    raw = s.state[2]  # the target one step after the second window's start
+    np.testing.assert_allclose(item["targets"][0].numpy(), (raw - s.mean[:, None, None]) / s.std[:, None, None],
+                               rtol=1e-5, atol=1e-5)
+    assert int(item["time"]) == np.datetime64("2000-01-01T06:00", "ns").astype(np.int64)
+
+
+def test_sampler_is_deterministic_sharded_and_resumable():
+    a = list(EpochSampler(40, 4, seed=3))
+    b = list(EpochSampler(40, 4, seed=3))
+    assert a == b and sorted(a) == list(range(40))
+    r0, r1 = EpochSampler(40, 2, 3, rank=0, world_size=2), EpochSampler(40, 2, 3, rank=1, world_size=2)
+    assert sorted(list(r0) + list(r1)) == list(range(40)) and not set(r0) & set(r1)
+    resumed = EpochSampler(40, 4, seed=3)
+    resumed.set_epoch(0, skip_batches=3)
+    assert list(resumed) == a[12:]
+
+
+def test_area_weighted_mse_hand_value():
+    lat = np.array([45.0, -45.0])  # two cells of equal area: weights 1, 1
+    loss = AreaWeightedMSE(lat, np.array([1.0, 3.0]))
+    pred = torch.zeros(1, 2, 2, 3)
+    target = torch.ones(1, 2, 2, 3)
+    target[:, 1] = 2.0
+    # channel weights normalised to mean 1 -> 0.5 and 1.5; errors^2 1 and 4 -> mean (0.5 + 6) / 2
+    assert float(loss(pred, target)) == pytest.approx(3.25)
+    np.testing.assert_allclose(loss.per_channel(pred, target).numpy(), [1.0, 4.0])
+
+
+def test_tiny_run_end_to_end_and_package(store, tmp_path):
+    cfg = train_config(store, tmp_path / "run")
+    result = train(cfg, progress=False)
+    assert result.steps == 12
+    for name in ("last.pt", "best.pt", "model.pt", "metrics.jsonl", "config.yaml"):
+        assert (tmp_path / "run" / name).exists()
+    curve = losses(tmp_path / "run")
+    assert len(curve) == 12 and np.mean(curve[-3:]) < np.mean(curve[:3])
+    rmse = result.last_validation["rmse"]
+    assert set(rmse) == {"1", "4"} and set(rmse["1"]) == {"z500", "msl"}
+    assert 0 < rmse["1"]["msl"] < 3000  # physical units (Pa)
+    pkg = load_package(tmp_path / "run" / "model.pt")
+    assert pkg.channels == ["z500", "msl"] and pkg.units == ["m**2 s**-2", "Pa"] and pkg.grid_type == "legendre-gauss"
+    assert TrainConfig.model_validate(yaml.safe_load(pkg.train_config)) == cfg
+    s = open_training_store(store)
+    f1 = pkg.build_forecaster()
+    f2 = build_forecaster(cfg, s)
+    f2.load_state_dict(torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"])
+    f2.eval()
+    item = WindowDataset(s, None, None, 1)[0]
+    x, fz = item["state"][None], item["forcings"][None, 0]
+    torch.testing.assert_close(f1(x, fz), f2(x, fz))
+    with pytest.raises(Exception, match="already holds a run"):
+        train(cfg, progress=False)
+
+
+def test_killed_run_resumes_to_the_same_loss_trajectory(store, tmp_path):
+    # Both runs go through the CLI in fresh processes so they share thread settings: a different
+    # intra-op thread count reorders float reductions and the comparison below is bit-exact.
+    exe = str(Path(sys.executable).parent / "forecast")
+    ref_file = tmp_path / "ref.yaml"
+    ref_file.write_text(dump_config(train_config(store, tmp_path / "ref")))
+    subprocess.run([exe, "train", str(ref_file), "--no-progress"], check=True, stderr=subprocess.DEVNULL)
+    cfg = train_config(store, tmp_path / "killed")
+    cfg_file = tmp_path / "killed.yaml"
+    cfg_file.write_text(dump_config(cfg))
+    proc = subprocess.Popen([exe, "train", str(cfg_file), "--no-progress"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "killed" / "last.pt").exists():
+        time.sleep(0.02)
+    assert proc.poll() is None, "run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(losses(tmp_path / "killed")) < 12
+    subprocess.run([exe, "train", str(cfg_file), "--resume", "--no-progress"], check=True)
+    np.testing.assert_array_equal(losses(tmp_path / "killed"), losses(tmp_path / "ref"))
+
+
+def _ddp_worker(rank: int, world: int, port: int, store: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    cfg = train_config(Path(store), Path(out))
+    s = open_training_store(store)
+    fc = build_forecaster(cfg, s)
+    model = torch.nn.parallel.DistributedDataParallel(_Unroll(fc, 2))
+    batch = [WindowDataset(s, None, None, 2)[i] for i in range(4)]
+    mine = batch[rank * 2 : rank * 2 + 2]
+    loss_fn = AreaWeightedMSE(s.latitudes)
+    opt = torch.optim.AdamW(fc.parameters(), lr=1e-3)
+    loss = loss_fn(model(torch.stack([b["state"] for b in mine]), torch.stack([b["forcings"] for b in mine])),
+                   torch.stack([b["targets"] for b in mine]))
+    loss.backward()
+    opt.step()
+    if rank == 0:
+        torch.save(fc.state_dict(), out + "/ddp.pt")
+    dist.destroy_process_group()
+
+
+def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(store, tmp_path):
+    port = 29500 + os.getpid() % 1000
+    mp.spawn(_ddp_worker, args=(2, port, str(store), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    cfg = train_config(store, tmp_path)
+    s = open_training_store(store)
+    fc = build_forecaster(cfg, s)
+    batch = [WindowDataset(s, None, None, 2)[i] for i in range(4)]
+    opt = torch.optim.AdamW(fc.parameters(), lr=1e-3)
+    loss = AreaWeightedMSE(s.latitudes)(_Unroll(fc, 2)(torch.stack([b["state"] for b in batch]),
+                                                      torch.stack([b["forcings"] for b in batch])),
+                                        torch.stack([b["targets"] for b in batch]))
+    loss.backward()
+    opt.step()
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    for k, v in fc.state_dict().items():
+        torch.testing.assert_close(ddp[k], v, rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_store_without_stats_is_refused(tmp_path):
+    files = write_cds_months(tmp_path / "raw", "2000-01-01", 1, variables=("msl",))
+    cfg = IngestConfig.model_validate({"sources": [{"paths": [str(files[0])]}], "channels": [{"variable": "msl"}],
+                                       "grid": {"nlat": 37, "nlon": 72}, "stats": None,
+                                       "output": {"path": str(tmp_path / "s.zarr")}})
+    run_ingest(cfg, progress=False)
+    with pytest.raises(Exception, match="no normalisation statistics"):
+        open_training_store(tmp_path / "s.zarr")
+    assert xr.open_zarr(tmp_path / "s.zarr").sizes["time"] == 124
+
+
+def test_skill_table_scores_model_and_baselines_on_the_same_cases(store, tmp_path):
+    from forecast.rollout.skill import skill_table
+
+    cfg = train_config(store, tmp_path / "run", epochs=1, steps_per_epoch=3)
+    train(cfg, progress=False)
+    s = open_training_store(store)
+    table = skill_table(load_package(tmp_path / "run" / "model.pt"), s, np.datetime64("2000-02-01"),
+                        np.datetime64("2000-02-29T18:00"), [1, 4], max_cases=6,
+                        clim_period=(None, np.datetime64("2000-01-31T18:00")))
+    assert set(table.model) == {"model", "persistence", "climatology"}
+    assert set(table.lead_hours) == {6, 24} and set(table.metric) == {"rmse", "acc"}
+    assert table.query("model == 'climatology' and metric == 'acc'").empty  # undefined, so not reported
+    assert table.value.notna().all()
+    # Persistence RMSE at 24 h by hand for msl on the same six cases.
+    first = np.flatnonzero(s.times >= np.datetime64("2000-02-01"))
+    first = first[first + 4 < s.times.size]
+    first = first[s.times[first + 4] <= np.datetime64("2000-02-29T18:00")]
+    cases = first[np.unique(np.linspace(0, first.size - 1, 6).round().astype(int))]
+    c = s.channels.index("msl")
+    w = lat_weights_np(s.latitudes)
+    err = (s.state[cases + 4, c].astype(np.float64) - s.state[cases, c]) ** 2
+    expected = np.sqrt((err * w[None, :, None]).mean(axis=(1, 2)).mean())
+    got = table.query("model == 'persistence' and metric == 'rmse' and channel == 'msl' and lead_hours == 24").value
+    assert float(got.iloc[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def lat_weights_np(lat: np.ndarray) -> np.ndarray:
+    from forecast.grids import area_weights
+
+    return area_weights(lat)
+
+
+def test_resume_refuses_another_config_and_starts_fresh_without_checkpoint(store, tmp_path):
+    cfg = train_config(store, tmp_path / "run", epochs=1, steps_per_epoch=2)
+    result = train(cfg, resume=True, progress=False)  # nothing to resume: a new run
+    assert result.steps == 2
+    changed = train_config(store, tmp_path / "run", epochs=1, steps_per_epoch=2, optim={"lr": 1e-2})
+    with pytest.raises(Exception, match="belongs to a run with a different config"):
+        train(changed, resume=True, progress=False)
+
+
+def test_init_from_starts_at_the_packaged_weights(store, tmp_path):
+    train(train_config(store, tmp_path / "a", epochs=1, steps_per_epoch=3), progress=False)
+    tuned = train_config(store, tmp_path / "b", epochs=1, steps_per_epoch=1, init_from=str(tmp_path / "a/model.pt"),
+                         optim={"lr": 1e-12, "warmup_steps": 0, "weight_decay": 0.0})
+    train(tuned, progress=False)
+    a, b = load_package(tmp_path / "a/model.pt").state_dict, load_package(tmp_path / "b/model.pt").state_dict
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-9)
+
+
+def test_torchrun_two_processes_through_the_cli(store, tmp_path):
+    cfg = train_config(store, tmp_path / "ddp", epochs=1, steps_per_epoch=2)
+    cfg_file = tmp_path / "ddp.yaml"
+    cfg_file.write_text(dump_config(cfg))
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    res = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port", str(29600 + os.getpid() % 300),
+                          "-m", "forecast.cli", "train", str(cfg_file), "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 process(es)" in res.stderr
+    assert len(losses(tmp_path / "ddp")) == 2 and (tmp_path / "ddp" / "model.pt").exists()
