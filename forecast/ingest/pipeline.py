@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import xarray as xr
 import zarr
 
 from forecast import __version__
-from forecast.compute import compute
+from forecast.compute import session
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.grids import latitude_bounds, longitude_bounds
@@ -30,7 +30,7 @@ from forecast.ingest.config import IngestConfig, StaticConfig
 from forecast.ingest.conventions import convert_units
 from forecast.ingest.readers import SourceFile, _open_raw, detect_format, open_sources
 from forecast.ingest.regrid import regrid
-from forecast.ingest.stats import normalisation_stats
+from forecast.ingest.stats import StatsAccumulator
 from forecast.ingest.validate import assemble_variable, check_time_axis, find_unreadable, fmt_time
 from forecast.schema import LAT, LEVEL, LON, TIME, VARIABLES
 from forecast.storage import atomic_directory
@@ -110,6 +110,20 @@ def _static_field(cfg: StaticConfig, files: list[SourceFile]) -> xr.DataArray:
     return da.assign_attrs(attrs).rename(cfg.name)
 
 
+# Each dask task handles at most this much source data per channel, and a slab (one compute) a few
+# tasks per channel: enough to keep the workers busy, small enough that memory holds one slab.
+BLOCK_BYTES = 8_000_000
+BLOCKS_PER_SLAB = 4
+
+
+def block_steps(sources: Iterable[xr.DataArray], time_chunk: int) -> int:
+    """Time steps per dask chunk: a multiple of the store's ``time_chunk`` with at most
+    :data:`BLOCK_BYTES` of source data per channel (at least one ``time_chunk``)."""
+    per_step = max(int(np.prod([n for d, n in da.sizes.items() if d != TIME])) * da.dtype.itemsize
+                   for da in sources)
+    return time_chunk * max(1, BLOCK_BYTES // (per_step * time_chunk))
+
+
 def build_dataset(config: IngestConfig) -> Assembled:
     """Open, normalise, validate and regrid everything the config asks for, lazily.
 
@@ -155,7 +169,7 @@ def build_dataset(config: IngestConfig) -> Assembled:
         data[s.name] = regrid(_static_field(s, static_files), grid).astype(np.float32)
 
     ds = xr.Dataset(data)
-    chunks = {TIME: config.output.time_chunk, LAT: -1, LON: -1}
+    chunks = {TIME: block_steps(arrays.values(), config.output.time_chunk), LAT: -1, LON: -1}
     ds = ds.chunk({k: v for k, v in chunks.items() if k in ds.dims})
     ds = ds.assign_coords(
         latitude_bnds=((LAT, "nv"), latitude_bounds(ds[LAT].values)),
@@ -184,8 +198,70 @@ def _existing_fingerprint(path: Path) -> str | None:
         return None
 
 
-def _compute(tasks: list, config: IngestConfig, progress: bool, desc: str) -> tuple:
-    return compute(tasks, config.scheduler, config.workers, progress, desc)
+def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assembled, progress: bool) -> None:
+    """Write ``ds`` to the zarr store ``tmp`` slab by slab of time, checking NaNs and accumulating the
+    statistics in the same pass, so memory holds one slab whatever the number of time steps."""
+    time_vars = [v for v in ds.data_vars if TIME in ds[v].dims]
+    static = [v for v in ds.data_vars if TIME not in ds[v].dims]
+    channels = [c.channel for c in config.channels]
+    stats = None
+    if config.stats is not None:
+        step = np.timedelta64(config.time.timedelta.value, "ns")
+        stats = StatsAccumulator(channels, ds[LAT].values, ds.sizes[LON], step, config.stats.start,
+                                 config.stats.end)
+        stats.check_period(ds[TIME].values)  # a too-short period is refused before anything is read
+    # Static fields are small: load them now so the template write stores them with the metadata.
+    ds = ds.assign({v: ds[v].load() for v in static})
+    if static:
+        _raise_on_nans(ds[static].isnull().sum([LAT, LON]), assembled)
+    # zarr chunks are time_chunk steps; the dask blocks are multiples of it, so writes never share a chunk.
+    encoding = {v: {"chunks": (config.output.time_chunk, ds.sizes[LAT], ds.sizes[LON])} for v in time_vars}
+    encoding.update({v: {"chunks": tuple(ds[v].shape)} for v in static})
+    ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3, encoding=encoding)
+    n_times = ds.sizes[TIME]
+    slab = ds.chunks[TIME][0] * BLOCKS_PER_SLAB
+    region_vars = ds[time_vars]
+    region_vars = region_vars.drop_vars([c for c in region_vars.coords if TIME not in region_vars[c].dims])
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_times, desc="ingest", unit="step")
+    try:
+        with session(config.scheduler, config.workers) as dask_session:
+            for a in range(0, n_times, slab):
+                part = region_vars.isel({TIME: slice(a, a + slab)})
+                write = part.to_zarr(tmp, region={TIME: slice(a, a + part.sizes[TIME])}, compute=False,
+                                     consolidated=False, zarr_format=3)
+                partials = stats.partials(part) if stats is not None else None
+                lazy = [write, part.isnull().sum([LAT, LON])]
+                if partials is not None:
+                    lazy += [partials.sums, partials.first, partials.last]
+                try:
+                    _, nans, *done = dask_session.compute(lazy)
+                except InputError:
+                    raise
+                except Exception as exc:  # a file whose header read but whose data do not
+                    _raise_unreadable(assembled, exc)
+                    raise
+                _raise_on_nans(nans, assembled)
+                if partials is not None:
+                    partials.sums, partials.first, partials.last = done
+                    stats.add(partials)
+                if bar is not None:
+                    bar.update(part.sizes[TIME])
+    finally:
+        if bar is not None:
+            bar.close()
+    if stats is not None:
+        _append_stats(tmp, stats.result(), ds.attrs)
+
+
+def _raise_unreadable(assembled: Assembled, exc: Exception) -> None:
+    bad = find_unreadable([f.path for f in assembled.files], lambda p: _open_raw(p, detect_format(p)))
+    if bad:
+        lines = "\n".join(f"  {p}: {why}" for p, why in bad)
+        raise InputError(f"cannot read the data of {len(bad)} source file(s) (truncated or damaged):\n{lines}") from exc
 
 
 def _raise_on_nans(nan_counts: xr.Dataset, assembled: Assembled) -> None:
@@ -252,30 +328,8 @@ def run_ingest(config: IngestConfig, force: bool = False, progress: bool = True)
     log.info("ingesting %d channel(s), %d time(s) from %d file(s) (%.1f MB) -> %s on %s",
              len(channels), ds.sizes.get(TIME, 0), len(assembled.files), assembled.nbytes_read / 1e6,
              out, config.grid.build().describe())
-    encoding = {name: {"chunks": tuple(c[0] for c in ds[name].chunks)} for name in ds.data_vars}
-    # Statistics come from the same lazy arrays as the write, so one pass over the sources does both
-    # (and the NaN check); a too-short statistics period is refused here, before anything is read.
-    tasks = [ds.isnull().sum([LAT, LON])]
-    if config.stats is not None:
-        tasks.append(normalisation_stats(ds, channels, config.stats.start, config.stats.end))
     with atomic_directory(out) as tmp:
-        write = ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3,
-                           encoding=encoding)
-        try:
-            _, nans, *stats = _compute([write, *tasks], config, progress, desc="ingest")
-        except InputError:
-            raise
-        except Exception as exc:  # a file whose header read but whose data do not
-            bad = find_unreadable([f.path for f in assembled.files],
-                                  lambda p: _open_raw(p, detect_format(p)))
-            if bad:
-                lines = "\n".join(f"  {p}: {why}" for p, why in bad)
-                raise InputError(f"cannot read the data of {len(bad)} source file(s) "
-                                 f"(truncated or damaged):\n{lines}") from exc
-            raise
-        _raise_on_nans(nans, assembled)
-        if stats:
-            _append_stats(tmp, stats[0], ds.attrs)
+        _stream(ds, tmp, config, assembled, progress)
         with warnings.catch_warnings():
             # Consolidated metadata is not yet in the zarr v3 spec, but xarray and zarr-python read it
             # and it saves one request per array when opening a store over a network.
