@@ -28,10 +28,16 @@ help:
 	@echo "make ingest       build the training store $(STORE) (CONFIG=$(CONFIG))"
 	@echo "make train        train TRAIN_CONFIG=$(TRAIN_CONFIG) on the store -> $(RUN)/model.pt"
 	@echo "make skill        RMSE/ACC of that model vs persistence and climatology -> $(RUN)/skill.csv"
+	@echo "make predict      10-day forecasts of that model -> $(RUN)/forecasts/deterministic.zarr"
+	@echo "make ensemble     16-member 5-day ensemble of that model -> $(RUN)/forecasts/ensemble.zarr"
+	@echo "make climatology  day-of-year x hour climatology of the training year -> $(CLIM)"
+	@echo "make evaluate     WeatherBench2 scores of both products vs persistence/climatology -> $(EVALUATION)/*/scores.nc"
+	@echo "make render       maps, score plots, scorecards and a rollout GIF -> $(EVALUATION)/*/figures/"
+	@echo "make report       one HTML/Markdown page per product -> $(EVALUATION)/*/report.html"
 	@echo "make era5         build $(ERA5_STORE) from real ERA5 files in ERA5=$(ERA5)"
 	@echo "make era5-skill   train SFNO and AFNO on real ERA5 and score them (runs/era5-skill/*.csv)"
-	@echo "make all          the whole pipeline on the embedded default data"
-	@echo "make bench        ingestion throughput and peak-memory benchmarks"
+	@echo "make all          the whole pipeline on the embedded default data (skill, predict, ensemble, report)"
+	@echo "make bench        ingestion, ensemble/rollout and evaluation throughput and peak-memory benchmarks"
 	@echo "make clean        remove generated data and runs (DATA=$(DATA), runs/)"
 
 install: $(STAMP)
@@ -51,10 +57,12 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check forecast tests benchmarks
 
-all: skill
+all: skill predict ensemble report
 
-bench: $(STAMP)
+bench: $(STAMP) $(RUN)/model.pt
 	$(BIN)/python benchmarks/ingest_throughput.py --era5 $(ERA5)
+	$(BIN)/python benchmarks/evaluate_throughput.py --store $(STORE)
+	$(BIN)/python benchmarks/ensemble_throughput.py --package $(RUN)/best.pt --store $(STORE)
 
 clean:
 	rm -rf $(DATA) runs

@@ -22,14 +22,43 @@ DESCRIPTION = """\
 Weather and climate forecasting on one machine, from ERA5-style data to scored forecasts.
 
 stages:
-  synth     write the embedded ERA5-style archive (a shallow-water model on the sphere, CDS layout)
-  ingest    turn CDS netCDF / GRIB / WeatherBench2 zarr into a training-ready zarr store
-  train     train an SFNO or AFNO forecaster on a store (torchrun for several processes)
-  skill     score a trained model against persistence and climatology (RMSE, ACC by lead time)
-  predict   roll a model (or an ensemble) out into a CF-compliant forecast product
-  info      summarise a store: channels, grid, time span, normalisation statistics
+  synth        write the embedded ERA5-style archive (a shallow-water model on the sphere, CDS layout)
+  ingest       turn CDS netCDF / GRIB / WeatherBench2 zarr into a training-ready zarr store
+  train        train an SFNO or AFNO forecaster on a store (torchrun for several processes)
+  skill        score a trained model against persistence and climatology (RMSE, ACC by lead time)
+  predict      roll a model (or an ensemble) out into a CF-compliant forecast product
+  climatology  build the day-of-year x hour climatology of a store's training period (zarr)
+  evaluate     score a forecast product against a truth store and the baselines (WeatherBench2 scores)
+  render       draw the maps, score plots, scorecards and rollout GIF of an evaluation
+  report       gather an evaluation's tables and figures into one HTML / Markdown page
+  info         summarise a store: channels, grid, time span, normalisation statistics
 
 Run `forecast <stage> --help` for the options of a stage.
+"""
+
+
+PREDICT_DESCRIPTION = """\
+Roll one or several trained models forward from initial times of an ingested store and stream every
+lead time to a forecast product as it is computed (memory does not grow with the lead count).
+
+  forecast predict configs/predict/ensemble.yaml                 # everything from the config
+  forecast predict runs/sfno_synth/best.pt --store data/stores/era5-synth.zarr \\
+      --init 2001-01-01T00:00 --lead 5d                          # one model, one 5-day forecast
+  forecast predict runs/sfno_synth/best.pt --store STORE --init 2001-01-01/2001-01-10/24h --lead 20 \\
+      --members 16 --perturbation spherical_grf --set ensemble.perturbation.amplitude=0.05
+
+Initial conditions: a store written by `forecast ingest` on the model's grid. Your own ERA5 files go
+through the same ingestion first: `--ingest my_ingest.yaml` (grid = the model's, `stats: null`).
+Ensembles run all members of a model as one batch; perturbations: white_noise, spherical_grf
+(Matern-like spectrum), bred_vectors; several packages make a multi-model ensemble, `ensemble.lagged`
+a lagged one. Seeds and parameters are recorded; a rerun gives identical members.
+
+Product: zarr (optionally also netCDF), CF attributes, physical units, dims (init_time, lead_time
+[, member], latitude, longitude) plus valid_time, or WeatherBench2 names with --naming weatherbench2.
+Written atomically; an existing product is only replaced with --overwrite; `COMPLETE` marks a finished
+one. A NaN/Inf or runaway state stops the run (exit status 3) naming the step; the leads before it stay
+readable in a product flagged complete: false. A stability report (global mean and std by lead, power
+spectra vs the data's) is printed and kept in the product's `stability` group.
 """
 
 
@@ -159,6 +188,77 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_config(args: argparse.Namespace, extra: list[str] | None = None):
+    """The evaluation config: ``--config`` (or the defaults) with command-line options and ``--set`` applied."""
+    from forecast.config import load_config, validate_config
+    from forecast.evaluate.config import EvaluateConfig
+
+    overrides = list(extra or []) + list(args.overrides)
+    if args.config:
+        return load_config(EvaluateConfig, args.config, overrides)
+    return validate_config(EvaluateConfig, {}, overrides, source="the evaluation options")
+
+
+def _cmd_climatology(args: argparse.Namespace) -> int:
+    from forecast.evaluate.align import open_truth
+    from forecast.evaluate.climatology import build_climatology, write_climatology
+
+    extra = [f"climatology.{k}={v}" for k, v in (("start", args.start), ("end", args.end),
+                                                  ("window_days", args.window)) if v is not None]
+    config = _evaluate_config(args, extra)
+    out = args.out or config.climatology.path
+    if out is None:
+        raise InputError("where should the climatology go? pass --out PATH (or set climatology.path in the config)")
+    c = config.climatology
+    clim = build_climatology(open_truth(args.store), config.variables, c.start, c.end, c.window_days,
+                             progress=not args.no_progress)
+    write_climatology(clim, out)
+    print(f"wrote {out}: {len(clim.data_vars)} channel(s) x 366 days x {clim.sizes['hour']} hour(s) from "
+          f"{clim.attrs['n_times']} fields over {clim.attrs['period_start']} .. {clim.attrs['period_end']} "
+          f"({c.window_days}-day window)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from forecast.evaluate.score import run_evaluate, score_summary
+
+    extra = []
+    if args.climatology:
+        extra.append(f"climatology.path={args.climatology}")
+    if args.scheduler:
+        extra.append(f"scheduler={args.scheduler}")
+    if args.workers:
+        extra.append(f"workers={args.workers}")
+    config = _evaluate_config(args, extra)
+    result = run_evaluate(config, args.product, args.truth, args.out, args.label, progress=not args.no_progress)
+    s = result.scores
+    table = score_summary(s).query("metric in ['rmse', 'acc', 'crps']")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"scored {s.attrs['forecast']} ({s.attrs['n_init_times']} initial times x {s.sizes['lead_time']} leads x "
+          f"{s.attrs['members']} member(s)) and {s.attrs['baselines'] or 'no baselines'} over "
+          f"{s.sizes['region']} region(s) in {result.seconds:.1f} s -> {result.netcdf}, {result.csv}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from forecast.render.run import render_evaluation
+
+    config = _evaluate_config(args)
+    index = render_evaluation(config, args.run_dir, args.product, args.truth, maps=not args.no_maps,
+                              progress=not args.no_progress)
+    figures = json.loads(index.read_text())["figures"]
+    print(f"drew {len(figures)} figure(s) in {index.parent} (listed in {index.name})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from forecast.render.report import write_report
+
+    md, html = write_report(args.run_dir, args.baseline)
+    print(f"wrote {html} and {md}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import xarray as xr
 
@@ -224,8 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("skill", help="RMSE and ACC of a model vs persistence and climatology",
                        description="Roll a trained model package out from initial times spread over a period "
-                                   "of a store and score it, persistence and climatology (training-period mean "
-                                   "per hour of day) on the same cases with WeatherBench2's definitions.")
+                                   "of a store and score it, persistence and climatology (day-of-year x hour "
+                                   "mean over --clim-start .. --clim-end, 61-day window) on the same cases with "
+                                   "WeatherBench2's definitions. For forecast products: `forecast evaluate`.")
     p.add_argument("package", type=Path, help="model package (runs/<name>/model.pt or best.pt)")
     p.add_argument("--store", required=True, type=Path, help="store holding the truth (and initial states)")
     p.add_argument("--start", help="first initial time, e.g. 2026-01-25")
@@ -239,12 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_skill)
 
     p = sub.add_parser("predict", help="roll a model out from initial times into a forecast product (ensembles too)",
-                       description="Roll one or several model packages forward from initial times of an ingested "
-                                   "store (a user's ERA5 file is first ingested on the model grid, e.g. with "
-                                   "`stats: null`, or pass --ingest CONFIG), optionally as an ensemble with "
-                                   "perturbed, lagged or multi-model members, and stream each lead to a CF-compliant "
-                                   "zarr product (physical units, atomic, flagged incomplete if a guard stops a "
-                                   "diverging run). Prints a stability report (global mean/std drift, spectra).")
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=PREDICT_DESCRIPTION)
     p.add_argument("source", type=Path, help="predict config (YAML, e.g. configs/predict/ensemble.yaml) or a model "
                                              "package (runs/<name>/best.pt)")
     p.add_argument("--store", help="store holding the initial conditions (overrides `store`)")
@@ -265,6 +361,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("climatology", help="day-of-year x hour climatology of a store (for ACC and the baseline)",
+                       description="Average a store's fields by day of year and hour of day over its training "
+                                   "period (the store's statistics period unless --start/--end say otherwise), each "
+                                   "day over a centred window of days (61 by default, wrapping over the year end), "
+                                   "and write the result as its own zarr, read by `forecast evaluate`.")
+    p.add_argument("store", type=Path, help="training store (zarr) written by `forecast ingest`")
+    p.add_argument("--out", help="climatology zarr to write (default: climatology.path of the config)")
+    p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
+    p.add_argument("--start", help="first time averaged, e.g. 2000-01-01 (default: the training period's start)")
+    p.add_argument("--end", help="last time averaged, e.g. 2000-12-31T18:00 (default: the training period's end)")
+    p.add_argument("--window", type=int, help="smoothing window in days (odd, default 61)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(p)
+    p.set_defaults(func=_cmd_climatology)
+
+    p = sub.add_parser("evaluate", help="score a forecast product against the truth and the baselines",
+                       description="Score a forecast product (zarr from `forecast predict`, deterministic or "
+                                   "ensemble) against a truth store on valid time (initial time + lead time) with "
+                                   "WeatherBench2's definitions: area-weighted RMSE, bias, MAE, uncentred ACC; for "
+                                   "ensembles fair CRPS, spread, spread/skill and rank histograms; zonal energy "
+                                   "spectra. Persistence and climatology are scored on exactly the same cases. "
+                                   "Regions: global, tropics, extra-tropics, land, sea and boxes from the config. "
+                                   "Reads the product lazily in chunks (dask), so products larger than memory are "
+                                   "scored. Writes scores.nc (dims metric, region, variable, lead_time) and "
+                                   "scores.csv.")
+    p.add_argument("product", type=Path, help="forecast product (zarr), e.g. runs/sfno_synth/forecasts/ensemble.zarr")
+    p.add_argument("--truth", help="store holding the truth at the valid times (default: `truth` of the config)")
+    p.add_argument("--climatology", help="climatology zarr from `forecast climatology` (default: climatology.path "
+                                         "of the config; without one it is built from the truth store)")
+    p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
+    p.add_argument("--out", type=Path, help="folder for scores.nc and scores.csv (default: output_dir of the config)")
+    p.add_argument("--label", help="name of the forecast in the scores (default: the product's name)")
+    p.add_argument("--scheduler", choices=["threads", "synchronous", "distributed"],
+                   help="dask scheduler; 'distributed' starts a dask.distributed LocalCluster")
+    p.add_argument("--workers", type=int, help="threads or cluster workers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("render", help="maps, score plots, scorecards and a rollout GIF of an evaluation",
+                       description="Draw the figures of an evaluation folder (holding scores.nc) into its figures/ "
+                                   "folder: RMSE / ACC / CRPS against lead time with the baselines, scorecards of "
+                                   "relative skill per region, spread/skill and rank histograms of ensembles, zonal "
+                                   "energy spectra, cartopy maps of forecast | truth | error (ensembles: mean, "
+                                   "spread) in the config's views with fixed per-variable colours, and a GIF of the "
+                                   "rollout. Coastlines come from Natural Earth files shipped in the package.")
+    p.add_argument("run_dir", type=Path, help="evaluation folder written by `forecast evaluate`")
+    p.add_argument("--config", type=Path, help="evaluation config (its `render` section: leads, views, ranges)")
+    p.add_argument("--product", help="forecast product (default: the one recorded in scores.nc)")
+    p.add_argument("--truth", help="truth store (default: the one recorded in scores.nc)")
+    p.add_argument("--no-maps", action="store_true", help="only the score plots (no product or store needed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(p)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("report", help="one HTML / Markdown page with an evaluation's tables and figures",
+                       description="Write report.html and report.md into an evaluation folder: what was scored, "
+                                   "the global scores at a few leads, the relative skill against a baseline, and "
+                                   "every figure of `forecast render`.")
+    p.add_argument("run_dir", type=Path, help="evaluation folder (scores.nc and figures/)")
+    p.add_argument("--baseline", default="persistence", choices=["persistence", "climatology"],
+                   help="baseline of the relative-skill table")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("info", help="summarise a training store", description="Print a store's contents.")
     p.add_argument("store", type=Path)

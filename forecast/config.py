@@ -14,7 +14,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-__all__ = ["ConfigError", "StrictModel", "Timestamp", "apply_overrides", "dump_config", "load_config"]
+__all__ = [
+    "ConfigError", "StrictModel", "Timestamp", "apply_overrides", "dump_config", "load_config", "validate_config",
+]
 
 M = TypeVar("M", bound="StrictModel")
 
@@ -88,11 +90,17 @@ def load_config(cls: type[M], path: str | Path, overrides: list[str] | None = No
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path} must hold a mapping at top level")
+    return validate_config(cls, tree, overrides, source=f"config file {path}")
+
+
+def validate_config(cls: type[M], tree: dict[str, Any], overrides: list[str] | None = None,
+                    source: str = "the configuration") -> M:
+    """Config class ``cls`` from a raw tree (e.g. ``{}`` for all defaults), applying ``overrides`` first."""
     apply_overrides(tree, overrides)
     try:
         return cls.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(f"config file {path} is invalid:\n{exc}") from exc
+        raise ConfigError(f"{source} is invalid:\n{exc}") from exc
 
 
 def dump_config(config: StrictModel) -> str:

@@ -8,9 +8,11 @@ first) and ``longitude`` (degrees east in [0, 360)).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 TIME = "time"
 INIT_TIME = "init_time"
@@ -137,3 +139,11 @@ def channel_name(short_name: str, level: float | int | None) -> str:
 
 
 SIX_HOURS = np.timedelta64(6, "h")
+
+
+def parse_duration(text: str) -> np.timedelta64:
+    """A duration as people write it (``6h``, ``5d``, ``120h``, ``1 day``) as ``timedelta64[ns]``.
+
+    pandas 3 wants ``D`` for days; a lower-case ``d`` after a number is accepted here.
+    """
+    return pd.Timedelta(re.sub(r"(?<=\d)d(?![a-z])", "D", str(text).strip())).to_timedelta64().astype("timedelta64[ns]")

@@ -135,3 +135,74 @@ def linear_package(path: Path, store_path: Path, sources: dict[str, str], rates:
     store = dataclasses.replace(store, tendency_std=np.array([rates[c] for c in store.channels]) * store.std)
     net = build_model(config, store.grid_type, *store.shape, len(inputs), len(store.channels))
     return save_package(path, net, config, True, store, "name: linear\n", info={"name": path.stem})
+
+
+def write_land_sea_mask(path: Path, nlat: int = 37, nlon: int = 72) -> Path:
+    """An ERA5 invariant file (``lsm``, one ``valid_time``) with the Natural Earth land fraction on a regular grid."""
+    from forecast.naturalearth import land_fraction
+
+    lat = np.linspace(90.0, -90.0, nlat)
+    lon = np.arange(nlon) * 360.0 / nlon
+    lsm = land_fraction(lat, lon, supersample=3).astype(np.float32)[None]
+    ds = xr.Dataset({"lsm": (["valid_time", "latitude", "longitude"], lsm,
+                             {"units": "(0 - 1)", "long_name": "Land-sea mask", "standard_name": "land_binary_mask"})},
+                    coords={"valid_time": [np.datetime64("2000-01-01T00", "ns")], "latitude": lat, "longitude": lon})
+    ds["latitude"].attrs = {"units": "degrees_north"}
+    ds["longitude"].attrs = {"units": "degrees_east"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(path, engine="netcdf4")
+    return path
+
+
+def evaluation_store(root: Path, months: int = 2, nlat: int = 19, nlon: int = 36) -> Path:
+    """A small truth store through the real ``forecast ingest``: channels ``z500`` and ``msl`` (analytic fields,
+    6-hourly from 2000-01-01), static ``lsm``, statistics (and so the climatology period) over January."""
+    from forecast.ingest.config import IngestConfig
+    from forecast.ingest.pipeline import run_ingest
+
+    files = write_cds_months(root / "raw", "2000-01-01", months, variables=("msl", "z"), level=500)
+    lsm = write_land_sea_mask(root / "raw" / "invariant.nc")
+    cfg = IngestConfig.model_validate({
+        "sources": [{"paths": [str(p) for p in files]}],
+        "channels": [{"variable": "z", "level": 500}, {"variable": "msl"}],
+        "static": [{"name": "lsm", "variable": "lsm", "source": {"paths": [str(lsm)]}}],
+        "grid": {"type": "equiangular", "nlat": nlat, "nlon": nlon},
+        "stats": {"start": "2000-01-01", "end": "2000-01-31T18:00"},
+        "output": {"path": str(root / "store.zarr")},
+    })
+    return run_ingest(cfg, progress=False).path
+
+
+def noisy_product(store: Path, path: Path, init_times: np.ndarray, n_leads: int, members: int | None = None,
+                  noise: float = 0.0, seed: int = 0, naming: str = "forecast", name: str = "noisy-truth",
+                  lead_chunk: int = 1) -> Path:
+    """A forecast product (:class:`forecast.products.ProductWriter`) that is the truth plus noise: lead ``k``
+    of member ``m`` is the store's field at the valid time plus Gaussian noise of standard deviation
+    ``noise * std(channel) * sqrt(k)``. ``members=None`` writes a deterministic product (no member axis)."""
+    from forecast.products.writer import ProductSpec, ProductWriter, lead_timedeltas
+
+    truth = xr.open_zarr(store)
+    channels = list(truth.attrs["channels"])
+    times = truth["time"].values
+    step = str(truth.attrs.get("time_step", "6h"))
+    spec = ProductSpec(
+        init_times=np.asarray(init_times, dtype="datetime64[ns]"), lead_times=lead_timedeltas(n_leads, step, False),
+        latitudes=truth["latitude"].values, longitudes=truth["longitude"].values, channels=channels,
+        channel_attrs=[dict(truth[c].attrs) for c in channels], members=members, naming=naming,  # type: ignore[arg-type]
+        attrs={"title": f"{name}: truth plus noise (forecast.testing)", "Conventions": "CF-1.8",
+               "source": "forecast.testing.noisy_product", "history": "synthetic test product"},
+        lead_chunk=lead_chunk,
+    )
+    std = np.array([float(truth[c].std()) for c in channels])[None, None, :, None, None]
+    rng = np.random.default_rng(seed)
+    m = members or 1
+    with ProductWriter(path, spec, overwrite=True) as writer:
+        for i, t0 in enumerate(spec.init_times):
+            i0 = int(np.searchsorted(times, t0))
+            fields = np.stack([truth[c].isel(time=slice(i0 + 1, i0 + n_leads + 1)).values for c in channels], 1)
+            for k in range(n_leads):
+                state = np.broadcast_to(fields[k][None, None], (1, m, *fields.shape[1:]))
+                if noise:
+                    state = state + rng.standard_normal(state.shape) * noise * std * np.sqrt(k + 1)
+                writer.write(slice(i, i + 1), k, state)
+    return Path(path)

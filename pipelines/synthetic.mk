@@ -1,6 +1,9 @@
 # The pipeline on the embedded default data: an ERA5-style archive the package generates itself.
 #   make data      forecast synth  -> $(SYNTH_DIR) (CDS layout, monthly netCDF)
 #   make ingest    forecast ingest -> $(STORE) (training-ready zarr)
+#   make predict   forecast predict -> $(RUN)/forecasts/deterministic.zarr (10-day forecasts)
+#   make ensemble  forecast predict -> $(RUN)/forecasts/ensemble.zarr (16-member 5-day ensemble)
+#   make climatology / evaluate / render / report: scores, figures and a report page of both products
 # Included by the top-level Makefile; variables STAMP, FORECAST and DATA come from there.
 
 SYNTH_CONFIG ?= configs/synth/default.yaml
@@ -41,3 +44,46 @@ skill: $(RUN)/skill.csv
 
 $(RUN)/skill.csv: $(RUN)/model.pt
 	$(FORECAST) skill $(RUN)/best.pt --store $(STORE) $(SYNTH_VALID) --out $@
+
+# Forecast products of the trained model: configs/predict/<name>.yaml -> $(RUN)/forecasts/<name>.zarr.
+# A product is done when its COMPLETE marker exists (written last, before the atomic rename), so a second
+# `make predict` does nothing and a run stopped by a guard (complete: false) is redone. --overwrite lets a
+# stale or incomplete product be replaced: make has decided it must be rebuilt.
+FORECASTS := $(RUN)/forecasts
+
+.PHONY: predict ensemble
+
+predict: $(FORECASTS)/deterministic.zarr/COMPLETE
+ensemble: $(FORECASTS)/ensemble.zarr/COMPLETE
+
+$(FORECASTS)/%.zarr/COMPLETE: configs/predict/%.yaml $(RUN)/model.pt $(STORE)/zarr.json
+	$(FORECAST) predict $< --overwrite --no-progress --set 'packages=[$(RUN)/best.pt]' --set store=$(STORE) \
+		--set output.path=$(FORECASTS)/$*.zarr
+
+# Evaluation of both products against the store, with persistence and climatology on the same cases
+# (configs/evaluate/synthetic.yaml). Each step depends on its files: scores.nc is written after scores.csv,
+# figures/index.json after every figure, so a second `make report` does nothing.
+EVAL_CONFIG ?= configs/evaluate/synthetic.yaml
+CLIM := $(DATA)/stores/era5-synth-climatology.zarr
+EVALUATION := $(RUN)/evaluation
+PRODUCTS := deterministic ensemble
+
+.PHONY: climatology evaluate render report
+
+climatology: $(CLIM)/zarr.json
+evaluate: $(PRODUCTS:%=$(EVALUATION)/%/scores.nc)
+render: $(PRODUCTS:%=$(EVALUATION)/%/figures/index.json)
+report: $(PRODUCTS:%=$(EVALUATION)/%/report.html)
+
+$(CLIM)/zarr.json: $(EVAL_CONFIG) $(STORE)/zarr.json
+	$(FORECAST) climatology $(STORE) --config $(EVAL_CONFIG) --out $(CLIM) --no-progress
+
+$(EVALUATION)/%/scores.nc: $(FORECASTS)/%.zarr/COMPLETE $(CLIM)/zarr.json $(EVAL_CONFIG)
+	$(FORECAST) evaluate $(FORECASTS)/$*.zarr --truth $(STORE) --climatology $(CLIM) --config $(EVAL_CONFIG) \
+		--out $(EVALUATION)/$* --no-progress
+
+$(EVALUATION)/%/figures/index.json: $(EVALUATION)/%/scores.nc $(EVAL_CONFIG)
+	$(FORECAST) render $(EVALUATION)/$* --config $(EVAL_CONFIG) --no-progress
+
+$(EVALUATION)/%/report.html: $(EVALUATION)/%/figures/index.json
+	$(FORECAST) report $(EVALUATION)/$*

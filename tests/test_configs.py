@@ -31,6 +31,10 @@ def config_class(folder: str):
         from forecast.rollout.config import PredictConfig
 
         return PredictConfig
+    if folder == "evaluate":
+        from forecast.evaluate.config import EvaluateConfig
+
+        return EvaluateConfig
     raise AssertionError(f"no config class known for configs/{folder}/; add it here")
 
 

@@ -11,7 +11,7 @@ import xarray as xr
 from forecast.errors import InputError
 from forecast.schema import CHANNEL, LAT, LON, TIME
 
-__all__ = ["TrainingStore", "open_training_store"]
+__all__ = ["TrainingStore", "open_store", "open_training_store"]
 
 
 @dataclass
@@ -50,15 +50,22 @@ class TrainingStore:
         return i
 
 
-def open_training_store(path: str | Path, in_memory: bool = True) -> TrainingStore:
-    """Open ``path``; with ``in_memory`` all fields are read once (fast random access for training)."""
+def open_store(path: str | Path) -> xr.Dataset:
+    """A store written by ``forecast ingest``, lazily; refuses an incomplete one or one without channels."""
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise InputError(f"{path} is not a complete store (no zarr.json); run `forecast ingest` first")
     ds = xr.open_zarr(path)
-    channels = list(ds.attrs.get("channels", []))
-    if not channels:
+    if not list(ds.attrs.get("channels", [])):
         raise InputError(f"{path}: no `channels` attribute; was it written by `forecast ingest`?")
+    return ds
+
+
+def open_training_store(path: str | Path, in_memory: bool = True) -> TrainingStore:
+    """Open ``path``; with ``in_memory`` all fields are read once (fast random access for training)."""
+    path = Path(path)
+    ds = open_store(path)
+    channels = list(ds.attrs["channels"])
     if "stats_mean" not in ds:
         raise InputError(f"{path}: has no normalisation statistics (ingested with `stats: null`)")
     missing = [c for c in channels if c not in ds]

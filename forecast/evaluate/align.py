@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from forecast.data.store import open_store
 from forecast.errors import InputError
 from forecast.grids import grid_from_coords
 from forecast.products.io import open_product
@@ -34,6 +35,7 @@ from forecast.schema import (
     VARIABLE_ALIASES,
     canonical_units,
     channel_name,
+    parse_duration,
 )
 
 __all__ = ["Aligned", "align", "canonical_product", "chunk_inits", "open_forecast", "open_truth"]
@@ -56,14 +58,8 @@ def open_truth(path: str | Path) -> xr.Dataset:
     Unlike :func:`forecast.data.store.open_training_store` it needs no normalisation statistics, so a
     store ingested with ``stats: null`` (e.g. a verification period) serves as truth.
     """
-    path = Path(path)
-    if not (path / "zarr.json").exists():
-        raise InputError(f"{path} is not a complete store (no zarr.json); build it with `forecast ingest`")
-    ds = xr.open_zarr(path)
-    channels = list(ds.attrs.get("channels", []))
-    if not channels:
-        raise InputError(f"{path}: no `channels` attribute; was it written by `forecast ingest`?")
-    keep = channels + [s for s in ds.attrs.get("static_channels", []) if s in ds]
+    ds = open_store(path)
+    keep = list(ds.attrs["channels"]) + [s for s in ds.attrs.get("static_channels", []) if s in ds]
     out = ds[keep]
     out.attrs = {**ds.attrs, "path": str(path)}
     return out
@@ -153,7 +149,7 @@ def _check_grid(forecast: xr.Dataset, truth: xr.Dataset) -> None:
 def _select_variables(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None) -> list[str]:
     channels = list(truth.attrs.get("channels", truth.data_vars))
     if variables is None:
-        chosen = [v for v in forecast.data_vars if v in channels]
+        chosen = [c for c in channels if c in forecast.data_vars]
         if not chosen:
             raise InputError(f"the forecast's variables {list(forecast.data_vars)} and the truth's channels "
                              f"{channels} have none in common")
@@ -206,7 +202,7 @@ def align(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None =
     if lead_times is None:
         keep = leads > np.timedelta64(0, "ns")
     else:
-        wanted = np.array([pd.Timedelta(x).to_timedelta64() for x in lead_times], dtype="timedelta64[ns]")
+        wanted = np.array([parse_duration(x) for x in lead_times], dtype="timedelta64[ns]")
         absent = [x for x, w in zip(lead_times, wanted, strict=True) if w not in leads]
         if absent:
             raise InputError(f"lead time(s) {absent} are not in the forecast (it has "
@@ -218,6 +214,7 @@ def align(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None =
     store = str(truth.attrs.get("path", "(truth)"))
     times = truth[TIME].values.astype("datetime64[ns]")
     valid = (fc[INIT_TIME].values[:, None] + fc[LEAD_TIME].values[None, :]).astype("datetime64[ns]")
+    fc = fc.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid)})
     pos = _time_index(times, valid, "valid", store)
     chunks = {INIT_TIME: fc.chunksizes.get(INIT_TIME, -1), LEAD_TIME: -1, LAT: -1, LON: -1}
     at_valid = truth[chosen].isel({TIME: xr.DataArray(pos, dims=[INIT_TIME, LEAD_TIME])}).drop_vars(TIME)

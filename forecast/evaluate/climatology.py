@@ -11,9 +11,9 @@ holds the climatology and one block, whatever the length of the store. Stored as
 from __future__ import annotations
 
 import logging
-from functools import partial
 import warnings
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import dask.array
@@ -58,7 +58,7 @@ def build_climatology(truth: xr.Dataset, variables: list[str] | None = None, sta
     if sel.size == 0:
         raise InputError(f"no time of the truth store lies in the climatology period {lo} .. {hi}")
     hours = np.unique(times[sel].hour)
-    doy = times[sel].dayofyear.values - 1  # 0..365
+    doy = times[sel].day_of_year.values - 1  # 0..365
     key = doy * hours.size + np.searchsorted(hours, times[sel].hour.values)
     shape = (366 * hours.size, truth.sizes[LAT], truth.sizes[LON])
     sums = {v: np.zeros(shape) for v in variables}
@@ -147,7 +147,7 @@ def climatology_at(clim: xr.Dataset, valid_time: xr.DataArray, variables: list[s
     if bad.any():
         raise InputError(f"the climatology has hours {hours.tolist()} but the forecast is valid at "
                          f"{sorted(set(t.hour.values[bad].tolist()))} h")
-    key = (t.dayofyear.values - 1) * hours.size + hour_pos
+    key = (t.day_of_year.values - 1) * hours.size + hour_pos
     uniq, inverse = np.unique(key, return_inverse=True)
     flat = clim[variables].stack(key=(DOY, HOUR)).drop_vars(["key", DOY, HOUR]).transpose("key", LAT, LON)
     needed = flat.isel(key=uniq).compute()
@@ -166,7 +166,8 @@ def climatology_at(clim: xr.Dataset, valid_time: xr.DataArray, variables: list[s
                              VALID_TIME: valid_time, LAT: clim[LAT], LON: clim[LON]})
     for v in variables:
         table = needed[v].values
-        data = pos.map_blocks(partial(_take, table=table), new_axis=[2, 3], chunks=(*pos.chunks, (h,), (w,)), dtype=table.dtype)
+        data = pos.map_blocks(partial(_take, table=table), new_axis=[2, 3], chunks=(*pos.chunks, (h,), (w,)),
+                              dtype=table.dtype)
         out[v] = xr.Variable((INIT_TIME, LEAD_TIME, LAT, LON), data, clim[v].attrs)
     return out
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import pandas as pd
+import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from forecast.compute import Scheduler
 from forecast.config import StrictModel, Timestamp
+from forecast.schema import parse_duration
 
 __all__ = [
     "AnimationConfig",
@@ -33,10 +34,10 @@ Projection = Literal["robinson", "north_polar", "south_polar", "orthographic"]
 
 def _duration(value: str) -> str:
     try:
-        td = pd.Timedelta(value)
+        td = parse_duration(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"lead time {value!r} is not a duration such as 6h, 1d, 120h") from exc
-    if td < pd.Timedelta(0):
+    if td < np.timedelta64(0, "ns"):
         raise ValueError(f"lead time {value!r} is negative")
     return value
 
@@ -115,7 +116,8 @@ class EvaluateConfig(StrictModel):
 
     name: str = "evaluation"
     truth: str | None = None  # the store holding the truth (``--truth`` overrides)
-    output_dir: str = "runs/evaluation/{name}"
+    # Where scores, figures and the report go: {forecast} is the product's name, {name} this config's.
+    output_dir: str = "runs/evaluation/{forecast}"
     variables: list[str] | None = None  # None: every variable in both the product and the truth
     lead_times: list[str] | None = None  # durations (6h, 1d); None: every lead after 0
     metrics: list[Metric] = Field(default_factory=lambda: list(METRICS))
@@ -153,6 +155,5 @@ class EvaluateConfig(StrictModel):
                              "{name: ..., lat: [south, north], lon: [west, east]}")
         return self
 
-    @property
-    def run_dir(self) -> str:
-        return self.output_dir.format(name=self.name)
+    def run_dir(self, forecast: str) -> str:
+        return self.output_dir.format(name=self.name, forecast=forecast)

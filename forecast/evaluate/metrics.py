@@ -29,6 +29,7 @@ __all__ = [
     "crps",
     "crps_pointwise",
     "ensemble_mean",
+    "ensemble_variance",
     "lat_weights",
     "mae",
     "mse",
@@ -133,9 +134,14 @@ def crps(forecast, truth, mask=None, time_dim: str | None = INIT_TIME, member_di
     return _time_mean(spatial_mean(crps_pointwise(forecast, truth, member_dim), mask), time_dim)
 
 
+def ensemble_variance(forecast, mask=None, member_dim: str = MEMBER):
+    """Area-weighted mean of the members' variance (``ddof=1``) per remaining dim: the spread's MSE."""
+    return spatial_mean(forecast.var(member_dim, ddof=1), mask)
+
+
 def spread(forecast, mask=None, time_dim: str | None = INIT_TIME, member_dim: str = MEMBER):
     """Ensemble spread ``sqrt(mean_init_time(area-weighted member variance, ddof=1)))``, the RMSE's counterpart."""
-    return np.sqrt(_time_mean(spatial_mean(forecast.var(member_dim, ddof=1), mask), time_dim))
+    return np.sqrt(_time_mean(ensemble_variance(forecast, mask, member_dim), time_dim))
 
 
 def spread_skill_ratio(forecast, truth, mask=None, time_dim: str | None = INIT_TIME, member_dim: str = MEMBER):

@@ -1,9 +1,11 @@
 """Score a forecast and its baselines on the same cases: one tidy dataset ``(metric, region, variable, lead_time)``.
 
-What is computed (the maths, :mod:`forecast.evaluate.metrics`) is separate from how it runs: every
-score is first built lazily over the dask-chunked forecast, then all of them are computed in one
-pass (:func:`forecast.compute.compute`: threads, or a ``dask.distributed`` LocalCluster), so a
-product larger than memory is read once, chunk by chunk.
+What is computed (the maths, :mod:`forecast.evaluate.metrics`) is separate from how it runs. As in
+WeatherBench2, each score is a per-initial-time *statistic* (area-weighted MSE, CRPS, ACC, ...) that is
+then *finalised* over the initial times (RMSE = root of the mean MSE). The statistics of a block of
+initial times are built lazily over the dask-chunked forecast and computed together in one pass
+(:func:`forecast.compute.session`: threads, or a ``dask.distributed`` LocalCluster); block after
+block, the product is read once, chunk by chunk, so products larger than memory are scored.
 
 The result holds one data variable per forecast: the product's (named after it) and the baselines
 ``persistence`` (the truth at the initial time, for every lead) and ``climatology`` (the day-of-year x
@@ -28,7 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import __version__
-from forecast.compute import Scheduler, compute
+from forecast.compute import Scheduler, session
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.evaluate.align import Aligned, align, open_forecast, open_truth
@@ -41,19 +43,18 @@ from forecast.evaluate.metrics import (
     bias,
     crps,
     ensemble_mean,
+    ensemble_variance,
     mae,
+    mse,
     rank_histogram,
-    rmse,
-    spread,
-    spread_skill_ratio,
     zonal_energy_spectrum,
 )
 from forecast.evaluate.regions import REGION, region_masks
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from forecast.storage import atomic_file
 
-__all__ = ["BASELINES", "SCORES", "EvaluateResult", "Forecast", "evaluate", "read_scores", "run_evaluate",
-           "scores_table", "write_scores"]
+__all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "forecast_names",
+           "read_scores", "run_evaluate", "score_summary", "scores_table", "write_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,39 @@ class Forecast:
     def mean(self) -> xr.Dataset:
         return ensemble_mean(self.fields)
 
+    def cases(self, inits: slice) -> Forecast:
+        """The same forecast on a block of initial times."""
+        pick = {INIT_TIME: inits}
+        clim = None if self.climatology is None else self.climatology.isel(pick)
+        return Forecast(self.fields.isel(pick), self.truth.isel(pick), clim, self.masks)
 
-# Scores along (metric, region, variable, lead_time): name -> lazy Dataset (lead_time, region), or None
-# where the score does not apply to this forecast. Deterministic scores of an ensemble use its mean.
-SCORES: dict[str, Callable[[Forecast], xr.Dataset | None]] = {
-    "rmse": lambda f: rmse(f.mean, f.truth, f.masks),
-    "bias": lambda f: bias(f.mean, f.truth, f.masks),
-    "mae": lambda f: mae(f.mean, f.truth, f.masks),
-    "acc": lambda f: None if f.climatology is None else acc(f.mean, f.truth, f.climatology, f.masks),
-    "crps": lambda f: crps(f.fields, f.truth, f.masks),
-    "spread": lambda f: spread(f.fields, f.masks) if f.ensemble else None,
-    "spread_skill": lambda f: spread_skill_ratio(f.fields, f.truth, f.masks) if f.ensemble else None,
+
+# Per-initial-time statistics (lazy Datasets with dims init_time, lead_time, region), or None where one
+# does not apply to a forecast. Deterministic statistics of an ensemble are those of its mean.
+STATISTICS: dict[str, Callable[[Forecast], xr.Dataset | None]] = {
+    "mse": lambda f: mse(f.mean, f.truth, f.masks),
+    "bias": lambda f: bias(f.mean, f.truth, f.masks, time_dim=None),
+    "mae": lambda f: mae(f.mean, f.truth, f.masks, time_dim=None),
+    "acc": lambda f: None if f.climatology is None else acc(f.mean, f.truth, f.climatology, f.masks, time_dim=None),
+    "crps": lambda f: crps(f.fields, f.truth, f.masks, time_dim=None),
+    "variance": lambda f: ensemble_variance(f.fields, f.masks) if f.ensemble else None,
 }
-LOWER_IS_BETTER = {"rmse": True, "mae": True, "crps": True, "acc": False}
+
+
+def _mean(x: xr.Dataset) -> xr.Dataset:
+    return x.mean(INIT_TIME, skipna=False)
+
+
+# Scores from the statistics averaged over initial times (WB2: RMSE is the root of the mean MSE).
+SCORES: dict[str, tuple[tuple[str, ...], Callable[..., xr.Dataset]]] = {
+    "rmse": (("mse",), lambda s: np.sqrt(_mean(s["mse"]))),
+    "bias": (("bias",), lambda s: _mean(s["bias"])),
+    "mae": (("mae",), lambda s: _mean(s["mae"])),
+    "acc": (("acc",), lambda s: s["acc"].mean(INIT_TIME)),  # undefined (NaN) ACCs are left out of the mean
+    "crps": (("crps",), lambda s: _mean(s["crps"])),
+    "spread": (("variance",), lambda s: np.sqrt(_mean(s["variance"]))),
+    "spread_skill": (("variance", "mse"), lambda s: np.sqrt(_mean(s["variance"]) / _mean(s["mse"]))),
+}
 
 
 def _forecasts(aligned: Aligned, climatology: xr.Dataset | None, masks: xr.DataArray, name: str,
@@ -112,22 +133,30 @@ def _forecasts(aligned: Aligned, climatology: xr.Dataset | None, masks: xr.DataA
     return out
 
 
-def _lazy_scores(forecasts: dict[str, Forecast], metrics: list[str], spectrum_band: tuple[float, float]) -> dict:
+def _statistics(forecasts: dict[str, Forecast], metrics: list[str], spectrum_band: tuple[float, float]) -> dict:
+    """Lazy per-initial-time statistics ``{(forecast, statistic): Dataset}`` that ``metrics`` need."""
+    needed = {stat for m in metrics if m in SCORES for stat in SCORES[m][0]}
     lazy: dict = {}
     for src, f in forecasts.items():
-        for m in metrics:
-            if m in SCORES:
-                result = SCORES[m](f)
-                if result is not None:
-                    lazy[(src, m)] = result
+        for stat in sorted(needed):
+            result = STATISTICS[stat](f)
+            if result is not None:
+                lazy[(src, stat)] = result
     main_name, main = next(iter(forecasts.items()))
     if "rank_histogram" in metrics and main.ensemble:
-        lazy[(main_name, "rank_histogram")] = rank_histogram(main.fields, main.truth, main.masks)
+        lazy[(main_name, "rank_histogram")] = rank_histogram(main.fields, main.truth, main.masks, time_dim=None)
     if "spectrum" in metrics:
-        spec = zonal_energy_spectrum(main.fields, spectrum_band)
+        spec = zonal_energy_spectrum(main.fields, spectrum_band, time_dim=None)
         lazy[(main_name, "spectrum")] = spec.mean(MEMBER) if MEMBER in spec.dims else spec
-        lazy[("truth", "spectrum")] = zonal_energy_spectrum(main.truth, spectrum_band)
+        lazy[("truth", "spectrum")] = zonal_energy_spectrum(main.truth, spectrum_band, time_dim=None)
     return lazy
+
+
+def _blocks(chunks: tuple[int, ...], per_block: int) -> list[slice]:
+    """Slices of initial times covering ``per_block`` dask chunks each."""
+    edges = np.concatenate([[0], np.cumsum(chunks)])[::per_block].tolist()
+    edges = edges if edges[-1] == sum(chunks) else [*edges, sum(chunks)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _as_array(ds: xr.Dataset, variables: list[str], *dims: str) -> xr.DataArray:
@@ -140,20 +169,36 @@ def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | No
              metrics: list[str] | None = None, baselines: list[str] | None = None,
              spectrum_band: tuple[float, float] = (-60.0, 60.0), scheduler: Scheduler = "threads",
              workers: int = 2, progress: bool = False) -> xr.Dataset:
-    """Scores of ``aligned.forecast`` and the ``baselines`` (see the module docstring), computed in one pass.
+    """Scores of ``aligned.forecast`` and the ``baselines`` (see the module docstring).
 
-    ``climatology`` is the climatology at the valid times (:func:`climatology_at`), needed by ACC and the
-    climatology baseline.
+    The cases are processed in blocks of initial times (4 dask chunks per worker): every statistic
+    of a block is computed in one pass over its chunks, which are then released, so memory holds a few
+    chunks whatever the size of the product. ``climatology`` is the climatology at the valid times
+    (:func:`climatology_at`), needed by ACC and the climatology baseline.
     """
     metrics = list(METRICS) if metrics is None else list(metrics)
     baselines = list(BASELINES) if baselines is None else list(baselines)
     if name in BASELINES or name == "truth":
         raise InputError(f"the forecast cannot be called {name!r}: that name is taken by a baseline")
     forecasts = _forecasts(aligned, climatology, masks, name, baselines)
-    lazy = _lazy_scores(forecasts, metrics, spectrum_band)
-    keys = list(lazy)
-    values = dict(zip(keys, compute([lazy[k] for k in keys], scheduler, workers, progress, "evaluate"), strict=True))
+    chunks = aligned.forecast.chunks.get(INIT_TIME) or (aligned.forecast.sizes[INIT_TIME],)
+    blocks = _blocks(tuple(chunks), 4 * max(workers, 1))
+    if progress:
+        from tqdm import tqdm
 
+        blocks = tqdm(blocks, desc="evaluate", unit="block")
+    parts: dict = {}
+    with session(scheduler, workers) as dask_session:
+        for inits in blocks:
+            lazy = _statistics({k: f.cases(inits) for k, f in forecasts.items()}, metrics, spectrum_band)
+            for key, value in zip(lazy, dask_session.compute(list(lazy.values())), strict=True):
+                parts.setdefault(key, []).append(value)
+    stats = {key: xr.concat(values, INIT_TIME) for key, values in parts.items()}
+    return _assemble(aligned, masks, forecasts, stats, name, metrics, baselines, spectrum_band)
+
+
+def _assemble(aligned: Aligned, masks: xr.DataArray, forecasts: dict[str, Forecast], stats: dict, name: str,
+              metrics: list[str], baselines: list[str], spectrum_band: tuple[float, float]) -> xr.Dataset:
     variables = aligned.variables
     score_names = [m for m in metrics if m in SCORES]
     leads = aligned.truth[LEAD_TIME]
@@ -163,22 +208,25 @@ def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | No
         arr = xr.DataArray(np.full((len(score_names), masks.sizes[REGION], len(variables), leads.size), np.nan),
                            dims=[METRIC, REGION, VARIABLE, LEAD_TIME], coords=out.coords)
         for i, m in enumerate(score_names):
-            if (src, m) in values:
-                arr[i] = _as_array(values[(src, m)], variables, REGION, VARIABLE, LEAD_TIME).values
+            needs, finalise = SCORES[m]
+            if all((src, k) in stats for k in needs):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    value = finalise({k: stats[(src, k)] for k in needs})
+                arr[i] = _as_array(value, variables, REGION, VARIABLE, LEAD_TIME).values
         out[src] = arr.assign_attrs(long_name=f"scores of {src}", role="forecast" if src == name else "baseline")
-    if (name, "rank_histogram") in values:
-        out["rank_histogram"] = _as_array(values[(name, "rank_histogram")], variables, REGION, VARIABLE, LEAD_TIME,
-                                          RANK).assign_attrs(
+    if (name, "rank_histogram") in stats:
+        out["rank_histogram"] = _as_array(stats[(name, "rank_histogram")].mean(INIT_TIME), variables, REGION,
+                                          VARIABLE, LEAD_TIME, RANK).assign_attrs(
             long_name="area-weighted frequency of the truth's rank among the members",
             description="rank k: k members below the truth; ties share their weight; flat = 1/(members+1)")
-    if ("truth", "spectrum") in values:
-        for src in (name, "truth"):
-            spec = _as_array(values[(src, "spectrum")], variables, VARIABLE, LEAD_TIME, WAVENUMBER)
-            out[f"spectrum_{'forecast' if src == name else 'truth'}"] = spec.assign_attrs(
-                long_name=f"zonal energy spectrum of the {'forecast' if src == name else 'truth'}",
+    if ("truth", "spectrum") in stats:
+        for src, label in ((name, "forecast"), ("truth", "truth")):
+            spec = _as_array(stats[(src, "spectrum")].mean(INIT_TIME), variables, VARIABLE, LEAD_TIME, WAVENUMBER)
+            out[f"spectrum_{label}"] = spec.assign_attrs(
+                long_name=f"zonal energy spectrum of the {label}",
                 description=f"power per zonal wavenumber (units squared), area-weighted mean over latitudes "
                             f"{spectrum_band[0]:g}..{spectrum_band[1]:g}, mean over initial times"
-                            + (" and members" if src == name and aligned.is_ensemble else ""))
+                            + (" and members" if label == "forecast" and aligned.is_ensemble else ""))
     out = out.assign_coords(units=(VARIABLE, [aligned.units[v] for v in variables]))
     init = aligned.forecast[INIT_TIME].values
     out.attrs = {
@@ -197,6 +245,29 @@ def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | No
         "forecast_version": __version__,
     }
     return out
+
+
+def forecast_names(scores: xr.Dataset) -> list[str]:
+    """The scored forecasts of a scores dataset: the product's first, then the baselines."""
+    names = [str(n) for n, v in scores.data_vars.items() if v.dims == (METRIC, REGION, VARIABLE, LEAD_TIME)]
+    main = scores.attrs.get("forecast")
+    return sorted(names, key=lambda n: n != main)
+
+
+def score_summary(scores: xr.Dataset, region: str = "global", max_leads: int = 6) -> pd.DataFrame:
+    """Scores of every forecast at up to ``max_leads`` leads (evenly spread): rows ``metric, variable, forecast``."""
+    leads = scores["lead_time"].values
+    picks = np.unique(np.linspace(0, leads.size - 1, min(max_leads, leads.size)).round().astype(int))
+    rows = []
+    for m in scores["metric"].values:
+        for v in scores["variable"].values:
+            for name in forecast_names(scores):
+                values = scores[name].sel(region=region, metric=m, variable=v).isel(lead_time=picks).values
+                if np.isfinite(values).any():
+                    rows.append({"metric": str(m), "variable": str(v), "forecast": name,
+                                 **{f"{leads[i] / np.timedelta64(1, 'h'):g} h": x for i, x in zip(picks, values,
+                                                                                                    strict=True)}})
+    return pd.DataFrame(rows).set_index(["metric", "variable", "forecast"])
 
 
 def scores_table(ds: xr.Dataset) -> pd.DataFrame:
@@ -280,5 +351,5 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
     scores.attrs.update({"product": str(product), "truth": str(truth),
                          "climatology": config.climatology.path or "built from the truth store",
                          "evaluate_config": dump_config(config)})
-    nc, csv = write_scores(scores, out_dir or config.run_dir)
+    nc, csv = write_scores(scores, out_dir or config.run_dir(name))
     return EvaluateResult(scores, nc, csv, time.perf_counter() - t0)

@@ -67,8 +67,18 @@ def _disk_size(path: Path) -> int:
     return path.stat().st_size
 
 
+# HDF5 keeps each open variable's last decompressed chunks in a per-variable cache (64 MiB by
+# default). Ingestion holds every source file open and reads each chunk about once, so those caches
+# would keep the whole archive in memory (peak memory growing with the number of files); 1 MiB each
+# keeps it bounded at the price of decompressing a chunk twice where two dask blocks share it.
+NETCDF_CHUNK_CACHE_BYTES = 1 << 20
+
+
 def _open_raw(path: Path, fmt: str) -> xr.Dataset:
     if fmt == "netcdf":
+        import netCDF4
+
+        netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_BYTES, 521, 0.75)
         # chunks={} keeps the file's own chunking: a CDS file compressed as one block is read once.
         return xr.open_dataset(path, engine="netcdf4", chunks={}, cache=False)
     if fmt == "grib":

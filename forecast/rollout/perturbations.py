@@ -45,6 +45,7 @@ from pydantic import Field, field_validator
 
 from forecast.config import StrictModel
 from forecast.grids import area_weights
+from forecast.rollout.stability import spectral_truncation
 from forecast.schema import EARTH_RADIUS
 
 __all__ = [
@@ -210,11 +211,12 @@ class SphericalGRF(PerturbationConfig):
     type: Literal["spherical_grf"] = "spherical_grf"
     length_scale_km: float = Field(1000.0, gt=0)  # correlation length of the Matérn field
     smoothness: float = Field(1.5, gt=0)  # nu: larger is smoother (spectrum falls as l**(-2 nu - 2))
-    # Spectral truncation (degrees l < lmax, orders m < lmax); None: min(nlat, nlon // 2).
+    # Spectral truncation (degrees l < lmax, orders m < lmax); None: every degree the grid resolves,
+    # min(nlat, nlon // 2) (:func:`forecast.rollout.stability.spectral_truncation`).
     lmax: int | None = Field(None, ge=2)
 
     def truncation(self, nlat: int, nlon: int) -> int:
-        return self.lmax or min(nlat, nlon // 2)
+        return self.lmax or spectral_truncation(nlat, nlon)
 
     def spectrum(self, nlat: int, nlon: int) -> np.ndarray:
         """``C_l`` ``(lmax,)`` of unit pointwise variance for this grid's truncation."""

@@ -1,0 +1,164 @@
+"""Rendering: maps really drawn (offline coastlines, pixels that depend on the field), score plots, the
+scorecard's relative skill by hand, the rollout GIF, and `forecast render` / `forecast report` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from PIL import Image
+
+from forecast.cli import main
+from forecast.evaluate.align import open_forecast, open_truth
+from forecast.evaluate.config import EvaluateConfig
+from forecast.evaluate.score import run_evaluate
+from forecast.naturalearth import use_offline_cartopy
+from forecast.render import plots
+from forecast.render.animate import animate_rollout
+from forecast.render.figure import save_figure
+from forecast.render.maps import Panel, map_figure
+from forecast.render.styles import style_for
+from forecast.testing import evaluation_store, noisy_product
+
+INITS = np.array(["2000-02-01T00", "2000-02-02T00"], dtype="datetime64[ns]")
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im.verify()  # a complete, well-formed image file
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def field(values: np.ndarray) -> xr.DataArray:
+    lat, lon = np.linspace(90, -90, 19), np.arange(36) * 10.0
+    return xr.DataArray(values, dims=["latitude", "longitude"], coords={"latitude": lat, "longitude": lon})
+
+
+def fake_scores(leads: int = 4, members: int = 5) -> xr.Dataset:
+    """A scores dataset as `forecast evaluate` writes it: forecast RMSE 1, persistence 2; ACC 0.8 vs 0.4."""
+    coords = {"metric": ["rmse", "acc", "crps", "spread", "spread_skill"], "region": ["global", "land"],
+              "variable": ["z500", "msl"], "lead_time": np.arange(1, leads + 1) * np.timedelta64(6, "h")}
+    shape = tuple(len(v) for v in coords.values())
+    values = {"rmse": (1.0, 2.0, 1.5), "acc": (0.8, 0.4, np.nan), "crps": (0.5, 1.0, 0.75), "spread": (0.9, np.nan,
+                                                                                                        np.nan),
+              "spread_skill": (0.9, np.nan, np.nan)}
+    ds = xr.Dataset(coords=coords)
+    for k, name in enumerate(["sfno", "persistence", "climatology"]):
+        arr = np.empty(shape)
+        for i, m in enumerate(coords["metric"]):
+            arr[i] = values[m][k]
+        ds[name] = (("metric", "region", "variable", "lead_time"), arr)
+    ds["rank_histogram"] = (("region", "variable", "lead_time", "rank"),
+                            np.full((2, 2, leads, members + 1), 1.0 / (members + 1)))
+    k = np.arange(19)
+    spec = np.broadcast_to(1.0 / (1.0 + k) ** 3, (2, leads, 19))
+    ds["spectrum_forecast"] = (("variable", "lead_time", "zonal_wavenumber"), spec * 0.8)
+    ds["spectrum_truth"] = (("variable", "lead_time", "zonal_wavenumber"), spec)
+    ds = ds.assign_coords(units=("variable", ["m**2 s**-2", "Pa"]), zonal_wavenumber=k, rank=np.arange(members + 1))
+    ds.attrs = {"forecast": "sfno", "members": members}
+    return ds
+
+
+def test_map_is_a_valid_image_whose_pixels_depend_on_the_field(tmp_path):
+    lon = np.deg2rad(np.arange(36) * 10.0)
+    a = field(54000 + 3000 * np.cos(np.deg2rad(np.linspace(90, -90, 19)))[:, None] * np.cos(2 * lon)[None, :])
+    b = field(54000 - 3000 * np.sin(np.deg2rad(np.linspace(90, -90, 19)))[:, None] * np.ones((1, 36)))
+    style = style_for("z500", "m**2 s**-2")
+    paths = []
+    for name, f in (("a", a), ("a_again", a), ("b", b)):
+        fig = map_figure([Panel(f, "forecast"), Panel(a, "truth"), Panel(f - a, "error", "error")], style, "robinson")
+        paths.append(save_figure(fig, tmp_path / f"{name}.png", dpi=60))
+    pa, pa2, pb = (pixels(p) for p in paths)
+    assert pa.shape == pb.shape and pa.shape[0] > 100 and pa.shape[1] > 300
+    assert np.array_equal(pa, pa2)  # drawing is deterministic ...
+    differ = np.abs(pa - pb).sum(axis=-1) > 30
+    assert differ.mean() > 0.05  # ... and another field gives another picture
+    for view in ("north_polar", "south_polar", "orthographic"):
+        polar = save_figure(map_figure([Panel(b, "b")], style, view), tmp_path / f"{view}.png", dpi=50)
+        assert len(np.unique(pixels(polar).reshape(-1, 3), axis=0)) > 20
+
+
+def test_coastlines_come_from_the_shipped_files_and_nothing_is_downloaded():
+    import cartopy.feature as cfeature
+
+    use_offline_cartopy()
+    coast = list(cfeature.NaturalEarthFeature("physical", "coastline", "110m").geometries())
+    assert len(coast) > 100
+    with pytest.raises(RuntimeError, match="offline"):
+        list(cfeature.NaturalEarthFeature("physical", "coastline", "10m").geometries())
+
+
+def test_styles_are_fixed_per_variable_and_fall_back_to_the_data():
+    z = style_for("z500", "m**2 s**-2", np.array([0.0, 1.0]))
+    assert (z.vmin, z.vmax, z.fixed) == (47000.0, 59000.0, True)
+    assert style_for("vo850", "s**-1").label == "relative vorticity at 850 hPa"
+    odd = style_for("mystery", "1", np.linspace(0, 100, 101))
+    assert not odd.fixed and odd.vmin == pytest.approx(1.0) and odd.vmax == pytest.approx(99.0)
+    assert style_for("z500", "m**2 s**-2", ranges={"z500": (1.0, 2.0)}, error_ranges={"z500": 5.0}).error == 5.0
+
+
+def test_relative_skill_by_hand_and_score_plots(tmp_path):
+    s = fake_scores()
+    table = plots.relative_skill(s, "persistence")
+    np.testing.assert_allclose(table.loc["RMSE z500"], 50.0)  # (2 - 1) / 2
+    np.testing.assert_allclose(table.loc["ACC msl"], 40.0)  # 0.8 - 0.4, in points
+    assert "ACC z500" not in plots.relative_skill(s, "climatology").index  # undefined for the climatology
+    figures = {
+        "rmse": plots.metric_vs_lead(s, "rmse"),
+        "scorecard": plots.scorecard(s, "persistence", "land"),
+        "spread": plots.spread_skill_plot(s),
+        "rank": plots.rank_histogram_plot(s),
+        "spectra": plots.spectra_plot(s, ["6h", "24h"]),
+    }
+    sizes = {k: pixels(save_figure(f, tmp_path / f"{k}.png", dpi=50)).shape for k, f in figures.items()}
+    assert all(h > 50 and w > 50 for h, w, _ in sizes.values())
+    with pytest.raises(ValueError, match="baseline 'nope'"):
+        plots.relative_skill(s, "nope")
+
+
+def test_rollout_animation_is_a_gif_with_one_frame_per_lead(tmp_path):
+    lat, lon = np.linspace(90, -90, 19), np.arange(36) * 10.0
+    leads = np.arange(1, 5) * np.timedelta64(6, "h")
+    values = 54000 + 3000 * np.cos(np.deg2rad(lon)[None, None, :] - 0.8 * np.arange(4)[:, None, None]) * np.ones(
+        (1, 19, 1))
+    da = xr.DataArray(values, dims=["lead_time", "latitude", "longitude"], name="z500",
+                      coords={"lead_time": leads, "latitude": lat, "longitude": lon})
+    path = animate_rollout(da, style_for("z500", "m**2 s**-2"), tmp_path / "roll.gif", max_frames=10, dpi=40)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 4
+        frames = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            frames.append(np.asarray(gif.convert("RGB"), dtype=np.int16))
+    assert np.abs(frames[0] - frames[-1]).sum() > 0
+
+
+def test_render_and_report_of_an_evaluation_through_the_cli(tmp_path):
+    store = evaluation_store(tmp_path)
+    product = noisy_product(store, tmp_path / "ens.zarr", INITS, 4, members=3, noise=0.05)
+    cfg = {"regions": ["global", "sea"], "render": {"variables": ["z500"], "map_leads": ["1d"],
+                                                    "projections": ["north_polar"], "dpi": 40,
+                                                    "animation": {"variable": "msl", "max_frames": 2}}}
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    run_evaluate(EvaluateConfig.model_validate(cfg), product, store, run, progress=False)
+    assert main(["render", str(run), "--config", str(tmp_path / "eval.yaml"), "--no-progress"]) == 0
+    index = json.loads((run / "figures" / "index.json").read_text())
+    kinds = {f["kind"] for f in index["figures"]}
+    assert kinds == {"lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "animation"}
+    for f in index["figures"]:
+        assert (run / "figures" / f["path"]).stat().st_size > 1000
+    # The ensemble map shows mean, truth, error of the mean and spread of this product at +24 h.
+    fc = open_forecast(product)["z500"].isel(init_time=0).sel(lead_time=np.timedelta64(24, "h")).load()
+    assert fc.sizes["member"] == 3 and open_truth(store)["z500"].sizes["time"] > 0
+    assert main(["report", str(run)]) == 0
+    html = (run / "report.html").read_text()
+    assert all(f"figures/{f['path']}" in html for f in index["figures"])
+    md = (run / "report.md").read_text()
+    assert "| rmse | z500 | noisy-truth |" in md and "Relative skill vs persistence" in md
+    assert main(["report", str(tmp_path / "nowhere")]) == 1
