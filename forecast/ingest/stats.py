@@ -59,12 +59,11 @@ class StatsAccumulator:
     step: np.timedelta64
     start: datetime | None = None
     end: datetime | None = None
-    _sums: dict[str, np.ndarray] = field(default_factory=dict)
-    _n: int = 0
-    _n_tendency: int = 0
-    _last: xr.Dataset | None = None
-    _last_time: np.datetime64 | None = None
-    _first_time: np.datetime64 | None = None
+    _n: int = field(default=0, init=False)
+    _n_tendency: int = field(default=0, init=False)
+    _last: xr.Dataset | None = field(default=None, init=False, repr=False)
+    _last_time: np.datetime64 | None = field(default=None, init=False)
+    _first_time: np.datetime64 | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._w = xr.DataArray(area_weights(self.latitudes), dims=[LAT])

@@ -19,17 +19,16 @@ then only holds initial conditions), or ``ingest: that_config.yaml`` here, which
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
-from forecast.config import ConfigError, StrictModel, Timestamp, apply_overrides
+from forecast.config import ConfigError, StrictModel, Timestamp, load_config, validate_config
 from forecast.rollout.perturbations import PerturbationConfig, perturbation_from_dict
+from forecast.schema import parse_duration
 
 __all__ = [
     "EnsembleConfig",
@@ -45,7 +44,7 @@ __all__ = [
 
 def _duration(value: str) -> pd.Timedelta:
     try:
-        out = pd.Timedelta(re.sub(r"(?<=\d)d(?![a-z])", "D", str(value).strip()))  # "5d": pandas wants "5D"
+        out = pd.Timedelta(parse_duration(value))
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a duration such as '6h' or '5d'") from exc
     if out <= pd.Timedelta(0):
@@ -210,16 +209,6 @@ def build_predict_config(source: str | Path, overrides: list[str] | None = None)
     """
     source = Path(source)
     if source.suffix in (".yaml", ".yml"):
-        try:
-            tree = yaml.safe_load(source.read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {source} does not exist") from exc
-        if not isinstance(tree, dict):
-            raise ConfigError(f"config file {source} must hold a mapping at top level")
-    else:
-        tree = {"name": source.parent.name or "forecast", "packages": [str(source)]}
-    apply_overrides(tree, overrides)
-    try:
-        return PredictConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(f"predict config from {source} is invalid:\n{exc}") from exc
+        return load_config(PredictConfig, source, overrides)
+    tree = {"name": source.parent.name or "forecast", "packages": [str(source)]}
+    return validate_config(PredictConfig, tree, overrides, source=f"predict config from {source}")
