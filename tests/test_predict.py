@@ -114,6 +114,21 @@ def test_linear_model_rollout_matches_closed_form(store, linear, tmp_path):
     assert stab.data_power_spectrum.dims == ("channel", "degree")
 
 
+def test_lead_every_writes_every_kth_step_of_the_same_rollout(store, linear, tmp_path):
+    init = "2000-01-10T00:00"
+    cfg = config([linear], store, tmp_path / "daily.zarr", init={"times": [init]}, lead="2d",
+                 output={"lead_every": 4})
+    result = run_predict(cfg)
+    assert result.complete and result.n_steps == 8
+    ds = open_product(tmp_path / "daily.zarr")
+    np.testing.assert_array_equal(ds.lead_time.values, np.array([0, 24, 48], dtype="timedelta64[h]"))
+    np.testing.assert_allclose(product_array(ds)[0], closed_form(store, init, 8)[::4], rtol=2e-6, atol=2e-3)
+    assert open_stability(tmp_path / "daily.zarr").global_mean.shape == (1, 3, 2)
+    with pytest.raises(InputError, match="lead_every 12"):
+        run_predict(config([linear], store, tmp_path / "none.zarr", init={"times": [init]}, lead=8,
+                           output={"lead_every": 12, "include_initial": False}))
+
+
 def test_streaming_write_equals_in_memory_rollout(store, sfno, tmp_path):
     inits = np.array(["2000-01-05T00", "2000-01-06T00", "2000-01-07T06"], dtype="datetime64[ns]")
     cfg = config([sfno], store, tmp_path / "s.zarr", init={"times": [str(t) for t in inits]}, lead=9, max_batch=2,

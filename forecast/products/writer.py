@@ -47,7 +47,8 @@ from forecast.products.layout import Naming, OutputVariable, dims_for, output_va
 from forecast.schema import LAT, LON
 from forecast.storage import atomic_directory
 
-__all__ = ["CHUNK_TARGET_BYTES", "COMPLETE_MARKER", "ProductSpec", "ProductWriter", "lead_timedeltas", "time_units"]
+__all__ = ["CHUNK_TARGET_BYTES", "COMPLETE_MARKER", "ProductSpec", "ProductWriter", "lead_steps", "lead_timedeltas",
+           "time_units"]
 
 CHUNK_TARGET_BYTES = 1 << 20
 COMPLETE_MARKER = "COMPLETE"
@@ -305,7 +306,13 @@ class ProductWriter:
         return self._written.copy()
 
 
-def lead_timedeltas(n_leads: int, time_step: str, include_initial: bool) -> np.ndarray:
-    """The lead axis ``(L,)`` timedelta64[ns]: 0 (optionally), 1, ..., n_leads steps."""
+def lead_steps(n_leads: int, include_initial: bool, every: int = 1) -> np.ndarray:
+    """The model steps written ``(L,)``: 0 (optionally), then every ``every``-th step up to ``n_leads``."""
+    steps = np.arange(0 if include_initial else 1, n_leads + 1)
+    return steps[steps % every == 0]
+
+
+def lead_timedeltas(n_leads: int, time_step: str, include_initial: bool, every: int = 1) -> np.ndarray:
+    """The lead axis ``(L,)`` timedelta64[ns] of :func:`lead_steps`: 0 (optionally), ``every``, ... steps."""
     step = pd.Timedelta(time_step).to_timedelta64().astype("timedelta64[ns]")
-    return np.arange(0 if include_initial else 1, n_leads + 1) * step
+    return lead_steps(n_leads, include_initial, every) * step

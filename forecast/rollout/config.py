@@ -138,6 +138,9 @@ class ProductConfig(StrictModel):
     # Leads per chunk: null picks about 1 MiB per chunk (one map and one time series both cheap to read);
     # 1 makes one map the cheapest read, larger makes time series cheaper.
     lead_chunk: int | None = Field(None, ge=1)
+    # Write every k-th model step only (e.g. 4: daily snapshots of a 6-hourly model, for long climate runs);
+    # the rollout still steps every model step. lead_time then holds the written leads (multiples of k steps).
+    lead_every: int = Field(1, ge=1)
     zarr_format: Literal[2, 3] = 3
 
     @property

@@ -33,7 +33,7 @@ from forecast import ERA5_CREDIT, __version__
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.products.io import export_netcdf
-from forecast.products.writer import ProductSpec, ProductWriter, lead_timedeltas
+from forecast.products.writer import ProductSpec, ProductWriter, lead_steps, lead_timedeltas
 from forecast.rollout.config import PredictConfig
 from forecast.rollout.ensemble import MemberGroup, MemberLayout, ensemble_steps, group_initial_states
 from forecast.rollout.guards import RolloutDiverged
@@ -149,8 +149,11 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
 
     groups = [MemberGroup(p, pkg, pkg.build_forecaster(device), np.flatnonzero(layout.package == p))
               for p, pkg in enumerate(packages)]
-    lead_times = lead_timedeltas(n_steps, pkg0.time_step, config.output.include_initial)
-    lead_steps = np.arange(0 if config.output.include_initial else 1, n_steps + 1)
+    every = config.output.lead_every
+    lead_times = lead_timedeltas(n_steps, pkg0.time_step, config.output.include_initial, every)
+    steps_written = lead_steps(n_steps, config.output.include_initial, every)
+    if not steps_written.size:
+        raise InputError(f"output.lead_every {every} is more than the {n_steps} step(s) of the lead: nothing to write")
     ens = config.ensemble
     provenance = [package_provenance(p) for p in config.packages]
     attrs: dict[str, Any] = {
@@ -210,7 +213,7 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     monitor = None
     if config.stability.enabled:
         monitor = StabilityMonitor(pkg0.channels, pkg0.units, pkg0.latitudes, pkg0.longitudes, pkg0.grid_type,
-                                   init_times, lead_times, lead_steps, config.stability.spectrum_every, device)
+                                   init_times, lead_times, steps_written, config.stability.spectrum_every, device)
         monitor.set_reference(ic.read, ic.sample_times(config.stability.data_samples))
 
     per_block = max(1, config.max_batch // layout.members)
@@ -231,9 +234,10 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
                 inits = init_times[b0:b1]
                 states = [group_initial_states(g, ic, inits, layout, ens, device) for g in groups]
                 try:
-                    for k, step in enumerate(ensemble_steps(groups, states, inits, n_steps,
-                                                            config.output.include_initial,
-                                                            config.guard.max_abs_normalised, ens is not None)):
+                    steps = ensemble_steps(groups, states, inits, n_steps, config.output.include_initial,
+                                           config.guard.max_abs_normalised, ens is not None)
+                    # The rollout steps every model step; only every `lead_every`-th is written.
+                    for k, step in enumerate(s for s in steps if s.lead % every == 0):
                         if monitor is not None:
                             monitor.update(slice(b0, b1), k, step.state)
                         writer.write(slice(b0, b1), k, step.state.cpu().numpy())
