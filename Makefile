@@ -63,6 +63,10 @@ bench: $(STAMP) $(RUN)/model.pt
 	$(BIN)/python benchmarks/ingest_throughput.py --era5 $(ERA5)
 	$(BIN)/python benchmarks/evaluate_throughput.py --store $(STORE)
 	$(BIN)/python benchmarks/ensemble_throughput.py --package $(RUN)/best.pt --store $(STORE)
+	$(BIN)/python benchmarks/models_vs_reference.py
+	$(BIN)/python benchmarks/rollout_overhead.py
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/contention.py
 
 clean:
 	rm -rf $(DATA) runs
