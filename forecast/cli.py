@@ -29,6 +29,7 @@ stages:
   predict      roll a model (or an ensemble) out into a CF-compliant forecast product
   climatology  build the day-of-year x hour climatology of a store's training period (zarr)
   evaluate     score a forecast product against a truth store and the baselines (WeatherBench2 scores)
+  climate      a long rollout's climate vs the truth: bias, seasons, variability, spectra, drift, verdict
   render       draw the maps, score plots, scorecards and rollout GIF of an evaluation
   report       gather an evaluation's tables and figures into one HTML / Markdown page
   info         summarise a store: channels, grid, time span, normalisation statistics
@@ -240,6 +241,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_climate(args: argparse.Namespace) -> int:
+    from forecast.evaluate.climate_run import climate_summary, load_climate_config, run_climate
+    from forecast.render.climate import render_climate, write_climate_report
+
+    extra = [f"reference={args.reference}"] if args.reference else []
+    config = load_climate_config(args.config, extra + list(args.overrides))
+    result = run_climate(config, args.product, args.truth, config.reference, args.out, args.label,
+                         progress=not args.no_progress)
+    print(climate_summary(result.climate))
+    print(f"wrote {result.netcdf}, {result.csv} in {result.seconds:.1f} s")
+    if not args.no_render:
+        index = render_climate(result.netcdf.parent, config)
+        md, html = write_climate_report(result.netcdf.parent)
+        print(f"drew {len(json.loads(index.read_text())['figures'])} figure(s) in {index.parent}; report {html}, {md}")
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from forecast.render.run import render_evaluation
 
@@ -400,6 +418,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("climate", help="climate of a long rollout vs the truth, with a stability verdict",
+                       description="Compare the climate of a long rollout (a product with one initial time; or a "
+                                   "training store) with a truth store on their common valid times: time-mean bias, "
+                                   "seasonal cycle (annual harmonic), temporal variability, zonal means, "
+                                   "spherical-harmonic power spectra, 30-day means of global mean and std with their "
+                                   "trends, histograms and percentiles, and the stability verdict per channel. "
+                                   "--reference adds a second truth-like run (the noise floor). Streams in blocks "
+                                   "of times; writes climate.nc, climate.csv, figures/ and report.html / report.md.")
+    p.add_argument("product", type=Path, help="forecast product (zarr, one initial time) or a training store")
+    p.add_argument("--truth", help="truth store (default: `truth` of the config)")
+    p.add_argument("--reference", help="a second truth-like run (store or product): the noise floor")
+    p.add_argument("--config", type=Path, help="climate config (YAML), e.g. configs/evaluate/climate.yaml")
+    p.add_argument("--out", type=Path, help="folder for the results (default: output_dir of the config)")
+    p.add_argument("--label", help="name of the run in the results (default: the product's name)")
+    p.add_argument("--no-render", action="store_true", help="only climate.nc and climate.csv")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(p)
+    p.set_defaults(func=_cmd_climate)
 
     p = sub.add_parser("render", help="maps, score plots, scorecards and a rollout GIF of an evaluation",
                        description="Draw the figures of an evaluation folder (holding scores.nc) into its figures/ "

@@ -12,7 +12,7 @@ from forecast.ingest.config import IngestConfig
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def config_class(folder: str):
+def config_class(folder: str, name: str = ""):
     if folder == "ingest":
         return IngestConfig
     if folder == "train":
@@ -32,15 +32,15 @@ def config_class(folder: str):
 
         return PredictConfig
     if folder == "evaluate":
-        from forecast.evaluate.config import EvaluateConfig
+        from forecast.evaluate.config import ClimateConfig, EvaluateConfig
 
-        return EvaluateConfig
+        return ClimateConfig if name.startswith("climate") else EvaluateConfig
     raise AssertionError(f"no config class known for configs/{folder}/; add it here")
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_config_loads_and_round_trips(path, tmp_path):
-    cls = config_class(path.relative_to(CONFIGS).parts[0])
+    cls = config_class(path.relative_to(CONFIGS).parts[0], path.stem)
     cfg = load_config(cls, path)
     again = tmp_path / "again.yaml"
     again.write_text(dump_config(cfg))

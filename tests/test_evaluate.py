@@ -290,7 +290,8 @@ def test_evaluation_and_rendering_never_import_model_code():
     import subprocess
     import sys
 
-    code = ("import sys, forecast.evaluate.score, forecast.render.run, forecast.render.report; "
+    code = ("import sys, forecast.evaluate.score, forecast.render.run, forecast.render.report, "
+            "forecast.evaluate.climate_run, forecast.render.climate; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(('forecast.models', "
             "'forecast.train', 'forecast.rollout'))); print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

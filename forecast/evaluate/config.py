@@ -19,11 +19,14 @@ from forecast.schema import parse_duration
 __all__ = [
     "AnimationConfig",
     "BoxRegion",
+    "ClimateConfig",
+    "ClimateRenderConfig",
     "ClimatologyConfig",
     "EvaluateConfig",
     "METRICS",
     "Metric",
     "RenderConfig",
+    "StabilityCriteria",
 ]
 
 Metric = Literal["rmse", "bias", "mae", "acc", "crps", "spread", "spread_skill", "rank_histogram", "spectrum"]
@@ -154,6 +157,57 @@ class EvaluateConfig(StrictModel):
             raise ValueError(f"unknown region(s) {unknown}: use {list(NAMED_REGIONS)} or a box "
                              "{name: ..., lat: [south, north], lon: [west, east]}")
         return self
+
+    def run_dir(self, forecast: str) -> str:
+        return self.output_dir.format(name=self.name, forecast=forecast)
+
+
+class StabilityCriteria(StrictModel):
+    """Issue 9's stability verdict per channel: every ``window_days`` mean of the global mean and of the global
+    std stays inside the range the truth's windows span, widened on each side by ``range_margin`` times its
+    width, and the time-mean power spectrum is within ``spectrum_factor`` of the truth's at every degree from
+    ``spectrum_min_degree`` (degree 0 is the global mean, judged by the first test)."""
+
+    range_margin: float = Field(default=0.1, ge=0)
+    spectrum_factor: float = Field(default=2.0, gt=1)
+    spectrum_min_degree: int = Field(default=1, ge=0)
+
+
+class ClimateRenderConfig(StrictModel):
+    """Figures of ``forecast climate``: Robinson maps with the fixed per-variable colours of ``forecast render``."""
+
+    variables: list[str] | None = None  # None: every variable evaluated
+    projection: Projection = "robinson"
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)  # time-mean maps, per channel
+    bias_ranges: dict[str, float] = Field(default_factory=dict)  # bias maps span [-r, r], per channel
+    dpi: int = Field(default=100, ge=30)
+
+
+class ClimateConfig(StrictModel):
+    """What ``forecast climate`` computes and how (see ``configs/evaluate/climate.yaml``)."""
+
+    name: str = "climate"
+    truth: str | None = None  # the truth store (``--truth`` overrides)
+    reference: str | None = None  # a second truth-like run: its distance to the truth is the noise floor
+    output_dir: str = "runs/climate/{forecast}"  # {forecast}: the run's name, {name}: this config's
+    variables: list[str] | None = None  # None: every channel in both the run and the truth
+    allow_incomplete: bool = False  # use the leads a diverged (complete: false) product did write
+    block_steps: int = Field(default=120, ge=1)  # times read and accumulated at once (memory: one block)
+    window_days: float = Field(default=30.0, gt=0)  # drift: means over consecutive windows of this length
+    spectrum_every: int = Field(default=1, ge=1)  # power spectra of every this many times
+    histogram_bins: int = Field(default=400, ge=10)
+    histogram_sigmas: float = Field(default=8.0, gt=0)  # bins span the truth's first block's mean +- this x std
+    percentiles: tuple[float, float] = (1.0, 99.0)
+    trend_alpha: float = Field(default=0.05, gt=0, lt=1)  # significance level of the drift's trend
+    stability: StabilityCriteria = Field(default_factory=StabilityCriteria)
+    render: ClimateRenderConfig = Field(default_factory=ClimateRenderConfig)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] < v[1] < 100:
+            raise ValueError(f"percentiles {list(v)} must be [low, high] within (0, 100)")
+        return v
 
     def run_dir(self, forecast: str) -> str:
         return self.output_dir.format(name=self.name, forecast=forecast)

@@ -20,7 +20,7 @@ from forecast.evaluate.score import read_scores, score_summary
 from forecast.render.plots import relative_skill
 from forecast.storage import atomic_file
 
-__all__ = ["write_report"]
+__all__ = ["write_pages", "write_report"]
 
 _ORDER = ("figures: scores", "lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "animation")
 _SECTIONS = {"lead": "Scores against lead time", "scorecard": "Scorecards", "spread_skill": "Spread and skill",
@@ -93,7 +93,11 @@ def write_report(run_dir: str | Path, baseline: str = "persistence") -> tuple[Pa
         page += [f"<figure><img src='figures/{html.escape(f['path'])}' alt='{html.escape(f['title'])}'>"
                  f"<figcaption>{html.escape(f['title'])}</figcaption></figure>" for f in items]
     page.append("</body></html>")
+    return write_pages(run_dir, md, page)
 
+
+def write_pages(run_dir: Path, md: list[str], page: list[str]) -> tuple[Path, Path]:
+    """``report.md`` and ``report.html`` in ``run_dir`` from their lines, each atomically."""
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     with atomic_file(md_path) as tmp:
         tmp.write_text("\n".join(md))
