@@ -33,13 +33,13 @@ from harness import (
     REPO,
     Report,
     common_parser,
+    finish,
     fmt_stat,
     machine_info,
     machine_line,
     paired_ratio,
     stats,
     table,
-    write_results,
 )
 
 NAME = "contention"
@@ -208,10 +208,7 @@ def main() -> None:
     say(table(headers, rows))
     say("neighbours: busy = one-thread torch matmul loop (OMP_NUM_THREADS=1); train = the same training step "
         "in a second process with the same setting")
-    info_end = machine_info("cpu")
-    payload["load_average_end"] = info_end["load_average"]
-    say(f"load average at the end: {', '.join(f'{v:.1f}' for v in info_end['load_average'])}")
-    write_results(NAME, args.out_dir, payload, say.text)
+    finish(NAME, args.out_dir, payload, say)
 
 
 def argparse_suppress() -> str:

@@ -173,6 +173,14 @@ def write_results(name: str, out_dir: str | Path, payload: dict[str, Any], text:
     return path
 
 
+def finish(name: str, out_dir: str | Path, payload: dict[str, Any], say: Report) -> Path:
+    """Record and print the load average at the end, then :func:`write_results` the payload and the text."""
+    load = list(os.getloadavg())
+    payload["load_average_end"] = load
+    say(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in load)}")
+    return write_results(name, out_dir, payload, say.text)
+
+
 class Report:
     """Collects printed lines (echoed as they come) for the ``.txt`` twin of the JSON."""
 

@@ -31,6 +31,7 @@ from harness import (
     REPO,
     Report,
     common_parser,
+    finish,
     fmt_stat,
     interleaved,
     machine_info,
@@ -40,7 +41,6 @@ from harness import (
     stats,
     synchronizer,
     table,
-    write_results,
 )
 
 NAME = "models_vs_reference"
@@ -298,10 +298,7 @@ def main() -> None:
                              f"{fl['fft_estimate'] / fl['total']:.1%}", f"{t * ms:.2f}", f"{gflops:.3g}",
                              f"{gflops / peak['gflops']:.1%}"])
     say(table(["model", "impl", "GFLOP/sample", "of which FFT", "fwd ms/sample", "GFLOP/s", "of peak"], rows))
-    info_end = machine_info(args.device)
-    payload["load_average_end"] = info_end["load_average"]
-    say(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in info_end['load_average'])}")
-    write_results(NAME, args.out_dir, payload, say.text)
+    finish(NAME, args.out_dir, payload, say)
 
 
 if __name__ == "__main__":

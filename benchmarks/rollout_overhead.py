@@ -31,6 +31,7 @@ from harness import (
     REPO,
     Report,
     common_parser,
+    finish,
     fmt_stat,
     interleaved,
     machine_info,
@@ -40,7 +41,6 @@ from harness import (
     stats,
     synchronizer,
     table,
-    write_results,
 )
 
 NAME = "rollout_overhead"
@@ -173,10 +173,7 @@ def main() -> None:
         f"{long['floor']['median'] * scale:.1f} s, generator {long['generator']['median'] * scale:.1f} s, "
         f"predict {long['predict']['median'] * scale:.1f} s (one predict call of {long['steps']} steps incl. "
         f"loading the package and store: {long['predict_call']['median']:.2f} s)")
-    info_end = machine_info(args.device)
-    payload["load_average_end"] = info_end["load_average"]
-    say(f"load average at the end: {', '.join(f'{v:.1f}' for v in info_end['load_average'])}")
-    write_results(NAME, args.out_dir, payload, say.text)
+    finish(NAME, args.out_dir, payload, say)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from harness import (
     REPO,
     Report,
     common_parser,
+    finish,
     fmt_stat,
     interleaved,
     loglog_slope,
@@ -34,7 +35,6 @@ from harness import (
     stats,
     synchronizer,
     table,
-    write_results,
 )
 
 NAME = "scaling"
@@ -148,10 +148,7 @@ def main() -> None:
                       for m in args.members] for g in args.grids]))
     say("\n## log-log slopes (time ~ x ** slope)")
     say(table(["what", "slope"], [[k, f"{v:.2f}"] for k, v in slopes.items()]))
-    info_end = machine_info(args.device)
-    payload["load_average_end"] = info_end["load_average"]
-    say(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in info_end['load_average'])}")
-    write_results(NAME, args.out_dir, payload, say.text)
+    finish(NAME, args.out_dir, payload, say)
 
 
 if __name__ == "__main__":
