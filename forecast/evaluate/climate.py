@@ -44,7 +44,8 @@ def _grid_weights(lat: np.ndarray, nlon: int) -> np.ndarray:
 class ClimateAccumulator:
     """Running sums of one run over time (see the module docstring).
 
-    ``edges`` ``(C, B + 1)`` are the histogram bin edges per channel (values outside fall in the end bins);
+    ``edges`` ``(C, B + 1)`` are equally spaced histogram bin edges per channel (values outside fall in the end
+    bins);
     spectra are taken of every ``spectrum_every``-th time.
     """
 
@@ -99,9 +100,9 @@ class ClimateAccumulator:
     def _add_histogram(self, x: np.ndarray) -> None:
         w = np.broadcast_to(self.weights, x.shape[-2:])
         for c in range(x.shape[2]):
-            e = self.edges[c]
+            e = self.edges[c]  # equally spaced
             nb = e.size - 1
-            idx = np.clip(np.searchsorted(e, x[:, :, c], side="right") - 1, 0, nb - 1)
+            idx = np.clip(((x[:, :, c] - e[0]) * (nb / (e[-1] - e[0]))).astype(np.int64), 0, nb - 1)
             self.hist[c] += np.bincount(idx.reshape(-1), np.broadcast_to(w, idx.shape).reshape(-1), minlength=nb)
 
     def result(self) -> xr.Dataset:

@@ -68,8 +68,10 @@ class SphericalSpectrum:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
-        fm = np.fft.rfft(x, axis=-1)[..., : self.lmax] / self.nlon  # (..., nlat, m)
-        coef = np.einsum("...jm,mjl->...ml", fm, self._legendre, optimize=True)  # (..., m, l)
-        power = coef.real**2 + coef.imag**2
-        power[..., 1:, :] *= 2.0  # orders +m and -m of a real field
-        return power.sum(-2)
+        lead = x.shape[:-2]
+        fm = np.fft.rfft(x.reshape(-1, *x.shape[-2:]), axis=-1)[..., : self.lmax] / self.nlon  # (N, nlat, m)
+        fm = np.moveaxis(fm, -1, 0)  # (m, N, nlat)
+        # One real matrix product per order (BLAS) for the real and the imaginary parts: (m, N, l).
+        power = np.matmul(fm.real, self._legendre) ** 2 + np.matmul(fm.imag, self._legendre) ** 2
+        power[1:] *= 2.0  # orders +m and -m of a real field
+        return power.sum(0).reshape(*lead, self.lmax)
