@@ -153,6 +153,7 @@ def test_stability_verdict_passes_a_second_truth_and_fails_a_drifting_run():
     assert not bool(bad["stable_mean"]) and not bool(bad["stable"]) and bool(bad["stable_std"])
     assert one(bad["trend_global_mean"]) == pytest.approx(30.0, rel=0.05)  # 3 per year
     assert one(bad["trend_global_mean_p"]) < 1e-3 and one(ok["trend_global_mean_p"]) > 0.05
+    assert bool(bad["trend_global_mean_significant"]) and not bool(ok["trend_global_mean_significant"])
     blurred = climate(10.0 + season + 0.3 * noise(times, seed=2), times, edges(-10, 30))  # 0.09 x the power
     assert not bool(compare(blurred, truth, cfg)["stable_spectrum"])
 

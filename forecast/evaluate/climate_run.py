@@ -44,7 +44,7 @@ from forecast.products.io import open_product
 from forecast.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, TIME, VALID_TIME
 from forecast.storage import atomic_file
 
-__all__ = ["ClimateResult", "Run", "climate_summary", "climate_table", "load_climate_config", "open_run",
+__all__ = ["ClimateResult", "Run", "climate_summary", "climate_table", "compare", "load_climate_config", "open_run",
            "read_climate", "run_climate", "write_climate"]
 
 SOURCE = "source"
@@ -53,10 +53,8 @@ SCALARS: dict[str, str] = {
     "bias_rmse": "{u}", "mean_bias": "{u}", "seasonal_rmse": "{u}", "annual_amplitude": "{u}",
     "truth_annual_amplitude": "{u}", "amplitude_ratio": "1", "annual_phase": "deg", "truth_annual_phase": "deg",
     "phase_difference": "deg", "std_ratio": "1", "spectrum_max_log2_ratio": "1",
-    "trend_global_mean": "{u} per decade", "trend_global_mean_p": "1",
-    "truth_trend_global_mean": "{u} per decade", "truth_trend_global_mean_p": "1",
-    "trend_global_std": "{u} per decade", "trend_global_std_p": "1",
-    "truth_trend_global_std": "{u} per decade", "truth_trend_global_std_p": "1",
+    **{f"{who}trend_global_{k}{what}": unit for who in ("", "truth_") for k in ("mean", "std")
+       for what, unit in (("", "{u} per decade"), ("_p", "1"), ("_significant", "1"))},
     "percentile_low": "{u}", "truth_percentile_low": "{u}", "percentile_high": "{u}", "truth_percentile_high": "{u}",
     "stable_mean": "1", "stable_std": "1", "stable_spectrum": "1", "stable": "1",
 }
@@ -182,8 +180,10 @@ def _years(times: np.ndarray) -> np.ndarray:
     return (times - np.datetime64("2000-01-01", "ns")) / np.timedelta64(1, "D") / DAYS_PER_YEAR
 
 
-def _drift(run: xr.Dataset, truth: xr.Dataset, days: float) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
-    """Window means of global mean and std of run and truth ``(window, variable)`` and their trends."""
+def _drift(run: xr.Dataset, truth: xr.Dataset, days: float, alpha: float) -> tuple[xr.Dataset, xr.Dataset,
+                                                                                    xr.Dataset]:
+    """Window means of global mean and std of run and truth ``(window, variable)``; their trends per decade, the
+    trends' p-values and whether they are significant at level ``alpha``."""
     wins = [xr.Dataset({k: window_means(c[k], days) for k in ("global_mean", "global_std")}) for c in (run, truth)]
     trends = xr.Dataset()
     for prefix, w in (("", wins[0]), ("truth_", wins[1])):
@@ -192,6 +192,7 @@ def _drift(run: xr.Dataset, truth: xr.Dataset, days: float) -> tuple[xr.Dataset,
             fits = [linear_trend(w[k].sel({VARIABLE: v}).values, years) for v in w[VARIABLE].values]
             trends[f"{prefix}trend_{k}"] = (VARIABLE, [f[0] for f in fits])
             trends[f"{prefix}trend_{k}_p"] = (VARIABLE, [f[1] for f in fits])
+            trends[f"{prefix}trend_{k}_significant"] = trends[f"{prefix}trend_{k}_p"] < alpha
     return wins[0], wins[1], trends.assign_coords({VARIABLE: run[VARIABLE].values})
 
 
@@ -209,7 +210,7 @@ def _distribution(run: xr.Dataset, truth: xr.Dataset, q: tuple[float, float]) ->
 def compare(run: xr.Dataset, truth: xr.Dataset, config: ClimateConfig) -> xr.Dataset:
     """Every climate score of ``run`` against ``truth`` (climates on the same times), one dataset."""
     spectra = spectrum_scores(run, truth, config.stability.spectrum_min_degree)
-    run_w, truth_w, trends = _drift(run, truth, config.window_days)
+    run_w, truth_w, trends = _drift(run, truth, config.window_days, config.trend_alpha)
     verdict = stability_verdict(run_w, truth_w, spectra, config.stability)
     windows = xr.Dataset({
         "window_global_mean": run_w["global_mean"], "window_global_std": run_w["global_std"],
@@ -243,7 +244,7 @@ class ClimateResult:
     seconds: float
 
 
-def _sources(config: ClimateConfig, product: str | Path, truth: xr.Dataset, reference: str | Path | None,
+def _sources(config: ClimateConfig, product: str | Path, reference: str | Path | None,
              label: str | None) -> list[tuple[str, Run]]:
     run = open_run(product, config.allow_incomplete)
     if label:
@@ -263,7 +264,7 @@ def run_climate(config: ClimateConfig, product: str | Path, truth: str | Path | 
     if truth_path is None:
         raise InputError("no truth store: pass --truth STORE (or set `truth:` in the config)")
     tr = open_truth(truth_path)
-    sources = _sources(config, product, tr, reference or config.reference, label)
+    sources = _sources(config, product, reference or config.reference, label)
     variables = _checked(sources[0][1], tr, config.variables)
     for _, run in sources[1:]:
         _checked(run, tr, variables)
