@@ -246,9 +246,12 @@ def _month_key(time: np.datetime64) -> str:
     return str(np.datetime64(time, "M")).replace("-", "")
 
 
-def write_archive(config: SynthConfig, out_dir: str | Path, progress: bool = True) -> list[Path]:
+def write_archive(
+    config: SynthConfig, out_dir: str | Path, progress: bool = True, stepper: str = "fused"
+) -> list[Path]:
     """Simulate and write the archive of ``config`` under ``out_dir``; returns the files written
     (invariants first, then the pressure-level and single-level file of each month in order).
+    ``stepper`` is the implementation of the model's time step (:data:`~forecast.synth.simulate.STEPPERS`).
 
     The model integrates on the main thread while a second thread synthesises, packs and writes
     the previous month (netCDF compression releases the GIL), so writing costs little wall time.
@@ -260,7 +263,7 @@ def write_archive(config: SynthConfig, out_dir: str | Path, progress: bool = Tru
     oc = config.output
     grid = Grid("equiangular", oc.nlat, oc.nlon)
     with _single_thread(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as pool:
-        sim = SynthSimulation(config)
+        sim = SynthSimulation(config, stepper=stepper)
         inv = sim.invariants()
         inv_ds = cds_dataset(
             {k: v[None] for k, v in inv.items()},
