@@ -7,6 +7,7 @@ for :class:`Stirring`, a seeded torch generator; no files are read.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from forecast.synth.spectral import SphericalHarmonics
 
 __all__ = [
     "RANGES",
+    "ScalarTransforms",
     "Stirring",
     "drag_rate",
     "equilibrium_height",
@@ -161,12 +163,22 @@ def stirring_envelope(lat: np.ndarray, land: np.ndarray, phase: float, cfg: Forc
     return env * weight / weight.mean(axis=-1, keepdims=True)
 
 
+class ScalarTransforms(Protocol):
+    """Scalar spherical-harmonic transforms on the model grid (:class:`SphericalHarmonics` or a faster
+    implementation of the same maths)."""
+
+    def to_spec(self, field: torch.Tensor) -> torch.Tensor: ...
+
+    def to_grid(self, spec: torch.Tensor) -> torch.Tensor: ...
+
+
 class Stirring:
     """Red-noise vorticity forcing in a band of total wavenumbers, from a seeded generator.
 
     The spectral pattern follows an AR(1) process of decorrelation ``tau_days`` whose grid field
     has unit RMS and which drifts east at ``drift`` (rad s-1), so the eddies it excites travel
-    rather than stand; :meth:`forcing` shapes it by a latitude envelope and scales it to s-2.
+    rather than stand; :meth:`forcing` shapes it by a latitude envelope and scales it to s-2, with
+    ``transforms`` (default ``sph``'s own).
     """
 
     def __init__(
@@ -176,8 +188,10 @@ class Stirring:
         tau_days: float,
         seed: int,
         drift: float = 0.0,
+        transforms: ScalarTransforms | None = None,
     ) -> None:
         self.sph = sph
+        self.transforms: ScalarTransforms = sph if transforms is None else transforms
         lo, hi = degrees
         degree = torch.arange(sph.lmax)[:, None]
         self.band = (degree >= lo) & (degree <= min(hi, sph.lmax - 1)) & sph.valid  # (lmax, mmax)
@@ -208,4 +222,5 @@ class Stirring:
 
     def forcing(self, envelope: torch.Tensor, amplitude: float) -> torch.Tensor:
         """Spectral vorticity tendency (s-2), ``(lmax, mmax)``, for a grid ``envelope`` ``(nlat, nlon)``."""
-        return self.sph.to_spec(amplitude * envelope * self.sph.to_grid(self.state))
+        t = self.transforms
+        return t.to_spec(amplitude * envelope * t.to_grid(self.state))

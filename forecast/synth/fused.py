@@ -15,7 +15,9 @@ the transforms want, ``(m, l, field, re/im)`` real:
   three tendencies (curl and divergence of the momentum flux, divergence of the mass flux, Laplacian
   of the kinetic energy, signs and ``l (l + 1)`` factors included) directly in the state's layout;
 * the semi-implicit update, hyperdiffusion and Robert-Asselin-Williams filter use per-coefficient
-  factors precomputed for the two leap lengths; forcings held over a window are converted once.
+  factors precomputed for the two leap lengths; forcings held over a window are converted once;
+* the scalar transforms of the forcings (:meth:`FusedStepper.to_spec`, :meth:`FusedStepper.to_grid`)
+  run torch-harmonics' own operations without its module and autograd wrappers (bit-identical).
 
 Same equations, time step, filters and float64: only the rounding differs (sums grouped differently),
 by a few units in the last place per step; ``tests/test_synth.py`` checks runs against the reference.
@@ -134,6 +136,24 @@ class FusedStepper(nn.Module):
             "leap": leap,
             "half_gh": half * gh,
         }
+
+    # -- scalar transforms of the forcings, as torch-harmonics computes them ---------------------------
+    def to_spec(self, field: torch.Tensor) -> torch.Tensor:
+        """:meth:`SphericalHarmonics.to_spec`, bit for bit: grid ``(..., nlat, nlon)`` -> ``(..., lmax, mmax)``."""
+        x = torch.fft.rfft(field, dim=-1, norm="forward")[..., : self.lmax].transpose(-1, -2)
+        w = self.model.sph.sht.weights
+        re = torch.einsum("...mk,mlk->...lm", x.real.contiguous(), w)
+        im = torch.einsum("...mk,mlk->...lm", x.imag.contiguous(), w)
+        return torch.complex(re.contiguous(), im.contiguous())
+
+    def to_grid(self, spec: torch.Tensor) -> torch.Tensor:
+        """:meth:`SphericalHarmonics.to_grid`, bit for bit: ``(..., lmax, mmax)`` -> grid ``(..., nlat, nlon)``."""
+        x = spec.transpose(-1, -2)
+        pct = self.model.sph.isht.pct
+        re = torch.einsum("...ml,mkl->...km", x.real.contiguous(), pct)
+        im = torch.einsum("...ml,mkl->...km", x.imag.contiguous(), pct)
+        im[..., 0] = 0.0  # the imaginary part of m = 0 is not a real field's
+        return torch.fft.irfft(torch.complex(re.contiguous(), im.contiguous()), n=self.nlon, dim=-1, norm="forward")
 
     # -- layout -------------------------------------------------------------------------------------
     @staticmethod

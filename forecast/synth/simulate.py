@@ -19,6 +19,7 @@ from forecast.naturalearth import land_fraction
 from forecast.schema import EARTH_RADIUS, GRAVITY
 from forecast.synth.config import SynthConfig
 from forecast.synth.forcing import (
+    ScalarTransforms,
     Stirring,
     drag_rate,
     equilibrium_height,
@@ -114,6 +115,8 @@ class SynthSimulation:
         )
         self.steps_per_output = round(360.0 / mc.dt_minutes)
         self.stepper = FusedStepper(self.model) if stepper == "fused" else None
+        # Scalar transforms of the forcings: the fused stepper's are torch-harmonics' without wrappers.
+        self.transforms: ScalarTransforms = self.stepper if self.stepper is not None else self.sph
 
     def _project(self, fine: SphericalHarmonics, field: np.ndarray) -> torch.Tensor:
         return fine.to_spec(torch.from_numpy(field)) * self._smooth
@@ -138,7 +141,7 @@ class SynthSimulation:
         """Spectral equilibrium geopotential anomaly (m2 s-2) at ``time``, global mean zero."""
         fc = self.config.forcing
         h = equilibrium_height(self.lat, self.lon, self._land_np, season(time, fc.seasonal_lag_days), fc)
-        spec = self.sph.to_spec(torch.from_numpy(h) * GRAVITY)
+        spec = self.transforms.to_spec(torch.from_numpy(h) * GRAVITY)
         spec[0, 0] = 0.0
         return spec
 
@@ -169,7 +172,7 @@ class SynthSimulation:
         time = self.start - windows * OUTPUT_INTERVAL
         fc = cfg.forcing
         drift = fc.stirring_speed / (EARTH_RADIUS * np.cos(np.deg2rad(fc.stirring_latitude)))
-        stirring = Stirring(self.sph, fc.stirring_degrees, fc.stirring_days, cfg.seed, drift)
+        stirring = Stirring(self.sph, fc.stirring_degrees, fc.stirring_days, cfg.seed, drift, self.transforms)
         prev = now = self.initial_state()
         first = True
         end = self.end
