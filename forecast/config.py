@@ -2,6 +2,10 @@
 
 Every config class derives from :class:`StrictModel`, so an unknown or misspelt key in a YAML
 file is an error rather than a silently ignored setting.
+
+A config file may start from another: ``base: other.yaml`` (a path relative to the file) loads that
+file first and lays this one over it, mappings merged key by key, any other value (lists included)
+replaced; bases may have bases. A variant then states only what differs (``configs/synth/*.yaml``).
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 __all__ = [
-    "ConfigError", "StrictModel", "Timestamp", "apply_overrides", "dump_config", "load_config", "validate_config",
+    "BASE_KEY", "ConfigError", "StrictModel", "Timestamp", "apply_overrides", "dump_config", "load_config",
+    "load_tree", "validate_config",
 ]
+
+BASE_KEY = "base"
+"""Top-level key of a config file naming the file it is laid over."""
 
 M = TypeVar("M", bound="StrictModel")
 
@@ -75,13 +83,22 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str] | None) -> dict[s
     return tree
 
 
-def load_config(cls: type[M], path: str | Path, overrides: list[str] | None = None) -> M:
-    """Load ``path`` (YAML) into config class ``cls``, applying ``overrides`` first.
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
-    Relative paths inside the config are kept as written: they are resolved against the working
-    directory when used, as ``make`` targets run from the repository root.
-    """
+
+def load_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw config tree of a YAML file, its ``base:`` chain resolved (see the module docstring)."""
     path = Path(path)
+    if path.resolve() in _chain:
+        names = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"config file {path} is its own base: {names}")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as exc:
@@ -90,6 +107,21 @@ def load_config(cls: type[M], path: str | Path, overrides: list[str] | None = No
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {path} must hold a mapping at top level")
+    base = tree.pop(BASE_KEY, None)
+    if base is None:
+        return tree
+    if not isinstance(base, str):
+        raise ConfigError(f"config file {path}: {BASE_KEY} must be a path, not {base!r}")
+    return _merge(load_tree(path.parent / base, (*_chain, path.resolve())), tree)
+
+
+def load_config(cls: type[M], path: str | Path, overrides: list[str] | None = None) -> M:
+    """Load ``path`` (YAML, with its ``base:`` chain) into config class ``cls``, applying ``overrides`` first.
+
+    Relative paths inside the config are kept as written: they are resolved against the working
+    directory when used, as ``make`` targets run from the repository root.
+    """
+    tree = load_tree(path)
     return validate_config(cls, tree, overrides, source=f"config file {path}")
 
 

@@ -68,3 +68,30 @@ def test_invalid_value_names_the_field(tmp_path):
         load_config(IngestConfig, CONFIGS / "ingest/synthetic.yaml", ["grid.type=healpix"])
     with pytest.raises(ConfigError, match="time step '6 parsecs'"):
         load_config(IngestConfig, CONFIGS / "ingest/synthetic.yaml", ["time.step=6 parsecs"])
+
+
+def test_base_config_is_laid_under(tmp_path):
+    """``base:`` loads another file first (relative to this one, chains allowed): mappings merge key by
+    key, other values (lists too) are replaced; a cycle or a non-path base is an error."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("x: 1\nnested: {p: 1, q: [1, 2]}\nkeep: k\n")
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\nnested: {q: [3]}\nx: 2\n")
+    (tmp_path / "c.yaml").write_text("base: sub/b.yaml\nnested: {r: null}\n")
+    from forecast.config import load_tree
+
+    assert load_tree(tmp_path / "c.yaml") == {"x": 2, "nested": {"p": 1, "q": [3], "r": None}, "keep": "k"}
+    (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="its own base"):
+        load_tree(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="must be a path"):
+        load_tree(tmp_path / "bad.yaml")
+    (tmp_path / "missing.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_tree(tmp_path / "missing.yaml")
+    # through load_config, overrides apply after the merge
+    (tmp_path / "ingest.yaml").write_text(f"base: {CONFIGS / 'ingest/synthetic.yaml'}\nname: other\n")
+    cfg = load_config(IngestConfig, tmp_path / "ingest.yaml", ["grid.nlat=16"])
+    base = load_config(IngestConfig, CONFIGS / "ingest/synthetic.yaml")
+    assert cfg.name == "other" and cfg.grid.nlat == 16 and cfg.channels == base.channels
