@@ -18,6 +18,7 @@ PYTEST_ARGS ?=
 
 include pipelines/synthetic.mk
 include pipelines/era5.mk
+include pipelines/climate.mk
 
 help:
 	@echo "make install      create $(VENV) and install the package with its dev tools"

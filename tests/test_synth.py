@@ -22,7 +22,7 @@ from forecast.synth.config import ForcingConfig, SynthConfig
 from forecast.synth.forcing import equilibrium_height, season, solar_declination, synthetic_orography
 from forecast.synth.fused import FusedStepper
 from forecast.synth.model import ShallowWaterModel, williamson2_state
-from forecast.synth.simulate import OMEGA, SynthSimulation, add_months
+from forecast.synth.simulate import OMEGA, OUTPUT_INTERVAL, SynthSimulation, add_months
 from forecast.synth.spectral import SphericalHarmonics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -411,3 +411,77 @@ def test_manifest_marks_a_complete_archive_and_stale_months_go(tmp_path: Path) -
     assert "seed: 0" in manifest["config"]
     shorter = write_archive(tiny_config(months=1), out, progress=False)
     assert sorted(out.glob("*/era5_synth_*.nc")) == sorted(shorter)
+
+
+# -- continuation runs (reference climate, issue 9) ------------------------------------------------------
+def test_shipped_climate_truth_configs() -> None:
+    """climate-truth continues default.yaml (seed, forcing, start) and writes the ten years after the
+    training years; climate-truth-b differs from it in the seed only."""
+    synth = REPO / "configs" / "synth"
+    default = load_config(SynthConfig, synth / "default.yaml")
+    truth = load_config(SynthConfig, synth / "climate-truth.yaml")
+    other = load_config(SynthConfig, synth / "climate-truth-b.yaml")
+    assert truth.model_dump(exclude={"years", "write_start"}) == default.model_dump(exclude={"years", "write_start"})
+    assert other.model_dump(exclude={"seed"}) == truth.model_dump(exclude={"seed"}) and other.seed != truth.seed
+    # the calendar, on the tiny model (the grid does not change it)
+    times = SynthSimulation(tiny_config(**truth.model_dump(exclude={"model", "output"}))).valid_times()
+    assert times[0] == np.datetime64("2002-01-01T00:00") and times[-1] == np.datetime64("2011-12-31T18:00")
+    assert times.size == 4 * 3652 and np.all(np.diff(times) == OUTPUT_INTERVAL)
+
+
+def test_config_rejects_write_start_outside_the_run() -> None:
+    with pytest.raises(ValueError, match="simulated period"):
+        tiny_config(write_start="1999-12-31T18:00")
+    with pytest.raises(ValueError, match="simulated period"):
+        tiny_config(write_start="2000-03-01T00:00")  # two months from 2000-01-01: the end
+    with pytest.raises(ValueError, match="00, 06, 12 or 18"):
+        tiny_config(write_start="2000-01-05T03:00")
+
+
+def _values(path: Path, name: str) -> xr.DataArray:
+    with xr.open_dataset(path) as ds:
+        return ds[name].load()
+
+
+def test_continuation_run_continues_the_archive_and_another_seed_does_not(tmp_path: Path) -> None:
+    """Two configs as the shipped ones are laid out (base: chain): an archive of January, its
+    continuation written from 20 January to the end of February, and the same with another seed. The
+    continuation's times start at write_start, its overlap with the first archive is identical (the
+    model ran the same way from start), the other seed's weather differs on the same times."""
+    (tmp_path / "base.yaml").write_text(
+        "months: 1\nspin_up_days: 2\nmodel: {truncation: 10, nlat: 16, nlon: 32, dt_minutes: 90}\n"
+        "output: {nlat: 19, nlon: 36}\n"
+    )
+    (tmp_path / "cont.yaml").write_text("base: base.yaml\nmonths: 2\nwrite_start: 2000-01-20T00:00\n")
+    (tmp_path / "cont-b.yaml").write_text("base: cont.yaml\nseed: 1\n")
+    runs = {
+        name: write_archive(load_config(SynthConfig, tmp_path / f"{name}.yaml"), tmp_path / name, progress=False)
+        for name in ("base", "cont", "cont-b")
+    }
+    names = [p.relative_to(tmp_path / "cont").as_posix() for p in runs["cont"]]
+    assert names == [
+        "invariant/era5_synth_invariant.nc",
+        "pressure_levels/era5_synth_pl_200001.nc",
+        "single_levels/era5_synth_sl_200001.nc",
+        "pressure_levels/era5_synth_pl_200002.nc",
+        "single_levels/era5_synth_sl_200002.nc",
+    ]
+    def january(run: str, level: str = "pl") -> Path:
+        return tmp_path / run / f"{'pressure' if level == 'pl' else 'single'}_levels" / f"era5_synth_{level}_200001.nc"
+
+    jan, jan_cont, jan_b = (january(n) for n in runs)
+    cont_times = _values(jan_cont, "z").valid_time.values
+    assert cont_times[0] == np.datetime64("2000-01-20T00:00") and cont_times.size == 4 * 12
+    with xr.open_dataset(tmp_path / "cont" / "pressure_levels" / "era5_synth_pl_200002.nc") as feb:
+        assert feb.valid_time.values[-1] == np.datetime64("2000-02-29T18:00")
+    for name in ("z", "u", "v", "vo"):
+        a, b = _values(jan, name).sel(valid_time=cont_times), _values(jan_cont, name)
+        np.testing.assert_array_equal(a.values, b.values)  # bit for bit
+        np.testing.assert_array_equal(_values(jan_b, name).valid_time.values, cont_times)
+    a = _values(january("base", "sl"), "msl").sel(valid_time=cont_times)
+    np.testing.assert_array_equal(a.values, _values(january("cont", "sl"), "msl").values)
+    assert float(np.abs(_values(jan_b, "v") - _values(jan_cont, "v")).max()) > 1.0
+    np.testing.assert_array_equal(  # the same invariant fields, stamped with the first time written
+        _values(tmp_path / "base" / "invariant" / "era5_synth_invariant.nc", "lsm").values,
+        _values(tmp_path / "cont-b" / "invariant" / "era5_synth_invariant.nc", "lsm").values,
+    )

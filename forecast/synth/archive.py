@@ -267,7 +267,7 @@ def write_archive(
         inv = sim.invariants()
         inv_ds = cds_dataset(
             {k: v[None] for k, v in inv.items()},
-            np.array([sim.start]),
+            np.array([sim.write_start]),
             grid,
             None,
             _global_attrs(config, "invariant fields"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
 from pydantic import ConfigDict, Field, model_validator
 
 from forecast.config import StrictModel
@@ -143,11 +144,16 @@ class SynthConfig(StrictModel):
     seed: int = 0
     """Seed of the initial perturbation and the stirring: the same seed gives the same archive."""
     start: datetime = datetime(2000, 1, 1, 0)
-    """First valid time written (UTC, on a 6-hourly boundary)."""
+    """First valid time of the simulation after its spin-up (UTC, on a 6-hourly boundary): the first
+    written unless write_start says otherwise."""
     years: int = Field(2, ge=1)
-    """Length of the archive in years (ignored when months is set)."""
+    """Length of the simulation from start, in years (ignored when months is set)."""
     months: int | None = Field(None, ge=1)
-    """Length of the archive in calendar months, overriding years (short archives for tests)."""
+    """Length of the simulation from start in calendar months, overriding years (short archives for tests)."""
+    write_start: datetime | None = None
+    """First valid time written (None: start). The model still runs from start (after its spin-up), so
+    the files of a later window continue the trajectory of an archive written from start with the same
+    seed and forcing: a continuation run writes only the years after those already written."""
     spin_up_days: float = Field(60.0, ge=0)
     """Simulated before start and not written, so the archive begins in a statistically steady regime."""
     model: ModelConfig = ModelConfig()
@@ -161,6 +167,13 @@ class SynthConfig(StrictModel):
             raise ValueError(f"start {s} must be a naive UTC time at 00, 06, 12 or 18")
         if self.output.nlon // 2 + 1 < self.model.truncation + 1:
             raise ValueError("the output grid is too coarse for the model truncation")
+        w = self.write_start
+        if w is not None:
+            if w.minute or w.second or w.microsecond or w.hour % 6 or w.tzinfo is not None:
+                raise ValueError(f"write_start {w} must be a naive UTC time at 00, 06, 12 or 18")
+            end = pd.Timestamp(s) + pd.DateOffset(months=self.n_months)
+            if not s <= w < end:
+                raise ValueError(f"write_start {w} must lie in the simulated period [{s}, {end})")
         return self
 
     @property

@@ -124,8 +124,13 @@ class SynthSimulation:
     # -- time ---------------------------------------------------------------------------------------
     @property
     def start(self) -> np.datetime64:
-        """First valid time written."""
+        """First valid time of the simulation after its spin-up."""
         return np.datetime64(self.config.start, "s")
+
+    @property
+    def write_start(self) -> np.datetime64:
+        """First valid time written (``config.write_start``, else :attr:`start`)."""
+        return np.datetime64(self.config.write_start or self.config.start, "s")
 
     @property
     def end(self) -> np.datetime64:
@@ -134,7 +139,7 @@ class SynthSimulation:
 
     def valid_times(self) -> np.ndarray:
         """All 6-hourly valid times written, ``datetime64[s]``."""
-        return np.arange(self.start, self.end, OUTPUT_INTERVAL).astype("datetime64[s]")
+        return np.arange(self.write_start, self.end, OUTPUT_INTERVAL).astype("datetime64[s]")
 
     # -- forcing --------------------------------------------------------------------------------------
     def phi_eq(self, time: np.datetime64) -> torch.Tensor:
@@ -161,7 +166,8 @@ class SynthSimulation:
         return torch.stack((vort, zeros, zeros))
 
     def run(self, on_window: Callable[[np.datetime64], None] | None = None) -> Iterator[Snapshot]:
-        """Spin up, then yield a :class:`Snapshot` at every 6-hourly valid time in [start, end).
+        """Spin up, then yield a :class:`Snapshot` at every 6-hourly valid time in [write_start, end);
+        the times from start to write_start are integrated the same way, only not yielded.
 
         ``on_window(time)`` is called after each 6-hour window is integrated, spin-up included
         (progress bars). Deterministic for a given seed, torch build and thread count (the archive
@@ -175,10 +181,10 @@ class SynthSimulation:
         stirring = Stirring(self.sph, fc.stirring_degrees, fc.stirring_days, cfg.seed, drift, self.transforms)
         prev = now = self.initial_state()
         first = True
-        end = self.end
+        end, first_written = self.end, self.write_start
         while time < end:
             phi_eq = self.phi_eq(time)
-            if time >= self.start:
+            if time >= first_written:
                 yield Snapshot(time, torch.cat((now, (now[2] - phi_eq)[None])))
             if time + OUTPUT_INTERVAL >= end:
                 break

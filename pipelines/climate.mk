@@ -1,0 +1,35 @@
+# Reference climate for climate evaluation (issue 9): two ten-year truth runs after the training years.
+#   make climate-truth   forecast synth + forecast ingest, twice:
+#     configs/synth/climate-truth.yaml   -> $(DATA)/raw/climate-truth   -> $(DATA)/stores/climate-truth.zarr
+#       the training archive's simulation (default.yaml: seed 0) continued: it runs from 2000 again and
+#       writes 2002-01-01 .. 2011-12-31T18 only, so it continues data/raw/era5-synth bit for bit when
+#       both come from the same code (an era5-synth written before the fused step, commit e33894a, has
+#       the same climate but another trajectory; `make -B data` rewrites it);
+#     configs/synth/climate-truth-b.yaml -> $(DATA)/raw/climate-truth-b -> $(DATA)/stores/climate-truth-b.zarr
+#       the same with seed 1: an independent run of the same length, calendar and forcing, whose
+#       distance to the first is the noise floor of every climate metric.
+#   Stores: the training store's grid and channels (configs/ingest/climate-truth.yaml, based on
+#   synthetic.yaml), the same valid times, no normalisation statistics. Each file is made once; a second
+#   `make climate-truth` does nothing. Use them as `truth:` and `reference:` of configs/evaluate/climate.yaml.
+#   Wall time and disk size: see the end of this comment (measured once, `make climate-truth`).
+# Included by the top-level Makefile; STAMP, FORECAST and DATA come from there.
+
+CLIMATE_RUNS := climate-truth climate-truth-b
+CLIMATE_INGEST ?= configs/ingest/climate-truth.yaml
+CLIMATE_STORES := $(CLIMATE_RUNS:%=$(DATA)/stores/%.zarr/zarr.json)
+
+.PHONY: climate-truth
+
+climate-truth: $(CLIMATE_STORES)
+
+# climate-truth-b.yaml is based on climate-truth.yaml, which is based on default.yaml.
+$(DATA)/raw/climate-%/MANIFEST.json: configs/synth/climate-%.yaml configs/synth/climate-truth.yaml \
+		configs/synth/default.yaml $(STAMP)
+	$(FORECAST) synth --config $< --out $(@D) --no-progress
+
+$(DATA)/stores/climate-%.zarr/zarr.json: $(DATA)/raw/climate-%/MANIFEST.json $(CLIMATE_INGEST) \
+		configs/ingest/synthetic.yaml $(STAMP)
+	$(FORECAST) ingest $(CLIMATE_INGEST) --output $(@D) --no-progress --set name=climate-$* \
+		--set 'sources.0.paths=[$(<D)/pressure_levels/*.nc, $(<D)/single_levels/*.nc]' \
+		--set 'static.0.source.paths=[$(<D)/invariant/*.nc]' \
+		--set 'static.1.source.paths=[$(<D)/invariant/*.nc]'
