@@ -5,14 +5,15 @@ transforms one by one (eight a step, one of them unused, each a dozen small eins
 autograd-aware FFT wrapper), so at T31 it spends most of its time in per-operation overhead.
 :class:`FusedStepper` computes the same step from the same Legendre matrices (torch-harmonics' own
 buffers), with the spectral factors of the operators folded in once, on a state kept in the layout
-the transforms want, ``(m, l, field, re/im)`` real:
+the matrix products want, ``(m, field, re/im, l)`` real:
 
 * synthesis: a constant +-1 matrix sorts the real and imaginary parts of ``(zeta, delta, phi)`` into
   the columns each Legendre block needs, one batched matmul over ``m`` gives the Fourier coefficients
-  of ``zeta``, ``phi``, ``u``, ``v`` (scalar and wind-scaled vector blocks side by side), one inverse
-  FFT along dimension 0 the four grid fields ``(lon, lat, field)``;
-* analysis: one FFT of the five nonlinear products, the same sorting and one batched matmul give the
-  three tendencies (curl and divergence of the momentum flux, divergence of the mass flux, Laplacian
+  of ``zeta``, ``phi``, ``u``, ``v`` (scalar and wind-scaled vector blocks side by side), one matmul
+  with the real inverse-DFT matrix the four grid fields ``(lon, field, lat)`` (at 96 longitudes and 32
+  orders a dense DFT costs less than an FFT and the transposes around it);
+* analysis: one DFT matmul of the five nonlinear products, the same sorting and one batched matmul give
+  the three tendencies (curl and divergence of the momentum flux, divergence of the mass flux, Laplacian
   of the kinetic energy, signs and ``l (l + 1)`` factors included) directly in the state's layout;
 * the semi-implicit update, hyperdiffusion and Robert-Asselin-Williams filter use per-coefficient
   factors precomputed for the two leap lengths; forcings held over a window are converted once;
