@@ -1,6 +1,6 @@
 """Overhead of the project's rollout path over a plain loop of network calls (the floor).
 
-    .venv/bin/python benchmarks/rollout_overhead.py [--rounds 5] [--members 16] [--steps 20] [--long-steps 200]
+    .venv/bin/python benchmarks/rollout_overhead.py [--rounds 5] [--members 16] [--steps 20] [--long-steps 100]
         [--nlat 32 --nlon 64] [--model configs/models/sfno_small.yaml] [--quick]
 
 A randomly initialised network built from ``--model`` (no trained model needed) is saved as a model
@@ -68,11 +68,11 @@ def make_package(root: Path, model_path: str, nlat: int, nlon: int, quick: bool)
     return save_package(root / "bench.pt", net, config, True, store, "name: bench\n", info={"name": "bench"})
 
 
-def predict_config(package: Path, store: Path, out: Path, steps: int, members: int | None):
+def predict_config(package: Path, store: Path, out: Path, steps: int, members: int | None, device: str):
     from forecast.rollout.config import PredictConfig
 
     tree: dict[str, Any] = {"name": "bench", "packages": [str(package)], "store": str(store),
-                            "init": {"times": [INIT]}, "lead": steps, "device": "cpu",
+                            "init": {"times": [INIT]}, "lead": steps, "device": device,
                             "output": {"path": str(out), "overwrite": True}}
     if members:
         tree["ensemble"] = {"members": members, "seed": 1, "control": True,
@@ -96,8 +96,7 @@ def scenario(torch, package: Path, store: Path, out: Path, members: int, steps: 
     x_net = torch.randn(members, pkg.in_channels, h, w, generator=gen).to(args.device)
     state = torch.randn(members, len(pkg.channels), h, w, generator=gen).to(args.device)
     t0 = np.repeat(np.array([INIT], dtype="datetime64[ns]"), members)
-    config = predict_config(package, store, out, steps, members if members > 1 else None)
-    config.device = args.device
+    config = predict_config(package, store, out, steps, members if members > 1 else None, args.device)
     predict_s: list[float] = []
 
     def floor():
@@ -132,7 +131,7 @@ def main() -> None:
     p = common_parser(__doc__, rounds=5)
     p.add_argument("--members", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--long-steps", type=int, default=200)
+    p.add_argument("--long-steps", type=int, default=100)
     p.add_argument("--nlat", type=int, default=32)
     p.add_argument("--nlon", type=int, default=64)
     p.add_argument("--model", default="configs/models/sfno_small.yaml")

@@ -96,3 +96,17 @@ def test_contention(results: dict[str, dict]) -> None:
     assert s["torch_threads"] == 1
     for key in ("alone", "with_busy", "slowdown_busy"):
         assert "median" in s[key]
+
+
+@pytest.mark.slow
+def test_models_vs_reference_with_physicsnemo(tmp_path: Path) -> None:
+    """The AFNO rows against PhysicsNeMo's AFNO (the ``bench`` extra), when it is installed."""
+    pytest.importorskip("physicsnemo.models.afno")
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "models_vs_reference.py"), "--quick", "--rounds", "1",
+                    "--warmup", "0", "--threads", "1", "--out-dir", str(tmp_path)], cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
+    (afno,) = json.loads((tmp_path / "models_vs_reference.json").read_text())["afno"].values()
+    assert "skipped" not in afno
+    assert afno["facts"]["padded_grid"] == [20, 32]  # 17 x 32 padded to whole 4 x 4 patches for both
+    assert afno["facts"]["physicsnemo"]
+    assert "median" in afno["ratio_train"]
