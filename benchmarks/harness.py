@@ -101,7 +101,8 @@ def machine_line(info: dict[str, Any]) -> str:
     load = ", ".join(f"{v:.1f}" for v in info["load_average"])
     dev = info["device"] + (f" ({info['device_name']})" if "device_name" in info else "")
     return (f"machine: {info['cpu_model']}, {info['usable_cores']}/{info['cores']} cores, torch {info['torch']}, "
-            f"{info['torch_threads']} torch threads, device {dev}, load average {load}")
+            f"{info['torch_threads']} torch threads, OMP_WAIT_POLICY {info['OMP_WAIT_POLICY'] or 'unset'}, "
+            f"device {dev}, load average {load}")
 
 
 def synchronizer(device: str) -> Callable[[], None]:
