@@ -258,6 +258,20 @@ def _cmd_climate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_climate_table(args: argparse.Namespace) -> int:
+    from forecast.evaluate.climate_run import compare_climates
+    from forecast.storage import atomic_file
+
+    table = compare_climates(args.results)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(args.out) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from forecast.render.run import render_evaluation
 
@@ -437,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(p)
     p.set_defaults(func=_cmd_climate)
+
+    p = sub.add_parser("climate-table", help="several climate results side by side, with the noise-floor ratio",
+                       description="One table of `forecast climate` results (climate.nc or its folder): per run and "
+                                   "variable the time-mean bias RMSE and its ratio to the noise floor (the "
+                                   "reference run), mean bias, seasonal-cycle RMSE, std ratio, spectral ratio and "
+                                   "the stability verdict.")
+    p.add_argument("results", nargs="+", type=Path, help="climate.nc files or the folders holding them")
+    p.add_argument("--out", type=Path, help="also write the table as CSV here")
+    p.set_defaults(func=_cmd_climate_table)
 
     p = sub.add_parser("render", help="maps, score plots, scorecards and a rollout GIF of an evaluation",
                        description="Draw the figures of an evaluation folder (holding scores.nc) into its figures/ "

@@ -201,3 +201,27 @@ def test_cli_errors_are_one_line_naming_the_file(store, tmp_path, capsys):
     assert main(["climate", str(store), "--truth", str(store), "--set", "block_steps=0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("forecast climate: error:") and "block_steps" in err and "\n" not in err
+
+
+def test_climate_table_puts_runs_side_by_side_with_the_noise_floor(store, tmp_path, capsys):
+    t0 = np.array(["2000-01-01T00"], "datetime64[ns]")
+    floor = noisy_product(store, tmp_path / "floor.zarr", t0, 120, noise=0.01, seed=1, lead_chunk=64, name="floor")
+    results = []
+    for name, level in (("small", 0.01), ("large", 0.04)):
+        product = noisy_product(store, tmp_path / f"{name}.zarr", t0, 120, noise=level, seed=2, lead_chunk=64,
+                                name=name)
+        out = tmp_path / name
+        assert main(["climate", str(product), "--truth", str(store), "--reference", str(floor), "--out", str(out),
+                     "--no-progress", "--no-render"]) == 0
+        results.append(out)
+    capsys.readouterr()
+    assert main(["climate-table", *map(str, results), "--out", str(tmp_path / "table.csv")]) == 0
+    assert "bias_rmse_vs_floor" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "table.csv").set_index(["name", "variable"])
+    assert set(table.index.get_level_values("name")) == {"small", "large", "noise floor (floor)"}
+    ratio = table["bias_rmse_vs_floor"]
+    np.testing.assert_allclose(ratio.loc["noise floor (floor)"], 1.0)
+    # The noise of a product grows like its level, so does the RMSE of its time-mean error over the floor's.
+    assert (ratio.loc["large"] > 2.5 * ratio.loc["small"]).all()
+    np.testing.assert_allclose(ratio.loc["small"] * table["bias_rmse"].loc["noise floor (floor)"],
+                               table["bias_rmse"].loc["small"], rtol=1e-4)  # CSV keeps 6 digits

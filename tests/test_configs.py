@@ -80,6 +80,10 @@ def test_base_config_is_laid_under(tmp_path):
     from forecast.config import load_tree
 
     assert load_tree(tmp_path / "c.yaml") == {"x": 2, "nested": {"p": 1, "q": [3], "r": None}, "keep": "k"}
+    # a mapping of another type replaces the base's mapping whole (its keys belong to the other type)
+    (tmp_path / "m.yaml").write_text("model: {type: sfno, lmax: 16}\nopt: {type: adam, lr: 1}\n")
+    (tmp_path / "n.yaml").write_text("base: m.yaml\nmodel: {type: afno, depth: 2}\nopt: {lr: 2}\n")
+    assert load_tree(tmp_path / "n.yaml") == {"model": {"type": "afno", "depth": 2}, "opt": {"type": "adam", "lr": 2}}
     (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
     (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="its own base"):

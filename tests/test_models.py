@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch_harmonics as th
 from pydantic import TypeAdapter, ValidationError
+from torch import nn
 
 from forecast.config import ConfigError, dump_config, load_config
 from forecast.models import (
@@ -45,6 +46,11 @@ def band_limited(grid: str, nlat: int, nlon: int, coeffs: torch.Tensor) -> torch
     """The field with SH coefficients ``coeffs (..., L, L)`` sampled on a grid: ``(..., nlat, nlon)``."""
     lmax = coeffs.shape[-1]
     return th.InverseRealSHT(nlat, nlon, lmax=lmax, mmax=lmax, grid=grid).to(coeffs.real.dtype)(coeffs)
+
+
+def channels_first(conv, x: torch.Tensor) -> torch.Tensor:
+    """A channels-last layer applied to ``(B, C, H, W)``."""
+    return conv(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 def random_coeffs(*lead: int, lmax: int, dtype=torch.float64, generator=None) -> torch.Tensor:
@@ -154,7 +160,7 @@ def test_spectral_filter_keeps_each_degree(grid, weights):
         c = torch.zeros(1, 2, lmax, lmax, dtype=torch.complex128)
         c[:, :, ell, m] = torch.tensor([1.0 + 0.5j, -0.3 + 1.0j]) if m else torch.tensor([1.0, -0.3])
         with torch.no_grad():
-            out = sht(conv(band_limited(grid[0], grid[1], grid[2], c)))  # (1, 3, lmax, lmax)
+            out = sht(channels_first(conv, band_limited(grid[0], grid[1], grid[2], c)))  # (1, 3, lmax, lmax)
         energy = out.abs().square()
         kept = energy[:, :, ell, m].sum()
         energy[:, :, ell, m] = 0
@@ -168,7 +174,7 @@ def test_real_filter_acts_alike_on_every_order_of_a_degree():
     c = random_coeffs(1, 1, lmax=lmax, generator=torch.Generator().manual_seed(2))
     sht = th.RealSHT(16, 32, lmax=lmax, mmax=lmax, grid=grid[0]).double()
     with torch.no_grad():
-        ratio = sht(conv(band_limited(*grid, c))) / torch.where(c.abs() > 0, c, 1)
+        ratio = sht(channels_first(conv, band_limited(*grid, c))) / torch.where(c.abs() > 0, c, 1)
     w = conv.filter.weight[0, 0].double()  # (lmax,) one gain per degree
     for ell in range(lmax):
         torch.testing.assert_close(ratio[0, 0, ell, : ell + 1].real, w[ell].expand(ell + 1), atol=1e-10, rtol=1e-8)
@@ -178,9 +184,85 @@ def test_filter_drops_orders_from_mmax():
     grid = ("legendre-gauss", 16, 32)
     conv = SpectralConvS2(grid, grid, 1, 1, 8, 4).double()
     c = random_coeffs(1, 1, lmax=8)
-    out = th.RealSHT(16, 32, lmax=8, mmax=8, grid=grid[0]).double()(conv(band_limited(*grid, c)))
+    out = th.RealSHT(16, 32, lmax=8, mmax=8, grid=grid[0]).double()(channels_first(conv, band_limited(*grid, c)))
     assert out[..., 4:].abs().max() < 1e-12
     assert out[..., :4].abs().max() > 1e-3
+
+
+# ---------------------------------------------------------------- fast path vs torch-harmonics' plain transforms
+
+TRANSFORM_PAIRS = [
+    (("equiangular", 73, 144), ("legendre-gauss", 37, 72), 24, 24),
+    (("legendre-gauss", 37, 72), ("equiangular", 73, 144), 24, 16),
+    (("legendre-gauss", 32, 64), ("legendre-gauss", 32, 64), 32, 32),  # mmax up to the Nyquist order
+    (("equiangular", 33, 64), ("equiangular", 33, 64), 12, 12),
+]
+
+
+@pytest.mark.parametrize("grid_in, grid_out, lmax, mmax", TRANSFORM_PAIRS, ids=lambda v: str(v))
+def test_transforms_equal_torch_harmonics_sht(grid_in, grid_out, lmax, mmax):
+    from forecast.models.layers import SHTPair
+
+    pair = SHTPair(grid_in, grid_out, lmax, mmax).double()
+    x = torch.randn(2, 3, grid_in[1], grid_in[2], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sht = th.RealSHT(grid_in[1], grid_in[2], lmax=lmax, mmax=lmax, grid=grid_in[0]).double()
+    isht = th.InverseRealSHT(grid_out[1], grid_out[2], lmax=lmax, mmax=lmax, grid=grid_out[0]).double()
+    plain = sht(x)[..., :mmax]  # (B, C, L, M)
+    fast = pair.analysis(x.permute(0, 2, 3, 1))  # (M, L, B, C)
+    torch.testing.assert_close(fast.permute(2, 3, 1, 0), plain, atol=1e-12, rtol=1e-10)
+    # A spectrum with imaginary parts a real field cannot have (order 0, Nyquist): both ignore them alike.
+    re, im = torch.randn(2, 2, 3, lmax, lmax, dtype=torch.float64)
+    c = torch.complex(re, im)
+    c[..., mmax:] = 0
+    expected = isht(c)  # (B, C, H, W)
+    got = pair.synthesis(c[..., :mmax].permute(3, 2, 0, 1)).permute(0, 3, 1, 2)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
+
+
+def test_transforms_cast_from_float64_masters():
+    from forecast.models.layers import SHTPair
+
+    pair = SHTPair(("equiangular", 73, 144), ("equiangular", 73, 144), 24, 24)
+    assert pair.analysis_matrix.dtype == torch.float32  # cast once, not on every call
+    pair.double()
+    exact = th.RealSHT(73, 144, lmax=24, mmax=24, grid="equiangular").double().weights
+    assert pair.analysis_matrix.dtype == torch.float64
+    assert torch.equal(pair.analysis_matrix, exact)  # not float32 values widened
+
+
+@pytest.mark.parametrize("weights", ["complex", "real"])
+@pytest.mark.parametrize("mixing", ["dense", "diagonal"])
+def test_spectral_conv_equals_plain_sht_einsum_isht(weights, mixing):
+    """The fast spectral convolution against its definition written with torch-harmonics' modules."""
+    grid_in, grid_out, lmax, mmax = ("equiangular", 73, 144), ("legendre-gauss", 37, 72), 24, 20
+    conv = SpectralConvS2(grid_in, grid_out, 4, 4, lmax, mmax, mixing=mixing, weights=weights).double()
+    x = torch.randn(2, 4, 73, 144, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    w = conv.filter.weight.detach()
+    w = torch.view_as_complex(w) if weights == "complex" else w.to(torch.complex128)
+    coeffs = th.RealSHT(73, 144, lmax=lmax, mmax=lmax, grid=grid_in[0]).double()(x)[..., :mmax]
+    if mixing == "dense":
+        y = torch.einsum("bilm,iol->bolm", coeffs, w)
+    else:
+        y = coeffs * w[None, :, :, None]
+    y = nn.functional.pad(y, (0, lmax - mmax))
+    expected = th.InverseRealSHT(37, 72, lmax=lmax, mmax=lmax, grid=grid_out[0]).double()(y)
+    with torch.no_grad():
+        torch.testing.assert_close(channels_first(conv, x), expected, atol=1e-12, rtol=1e-10)
+        # The grid-changing skip shares the inverse transform: filter(x) + band-limited skip on the new grid.
+        both = conv(x.permute(0, 2, 3, 1), skip=x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        torch.testing.assert_close(both, expected + channels_first(conv.resample, x), atol=1e-12, rtol=1e-10)
+
+
+def test_sfno_loads_weights_saved_when_pointwise_layers_were_convolutions():
+    model = build_model(tiny_sfno(spectral_skip="linear"), "legendre-gauss", 32, 64, 3, 2)
+    old = {k: (v[..., None, None] if k.endswith(("fc1.weight", "fc2.weight", "skip.weight")) else v)
+           for k, v in model.state_dict().items()}
+    assert old["encoder.fc1.weight"].ndim == 4 and old["blocks.0.skip.weight"].ndim == 4
+    again = build_model(tiny_sfno(spectral_skip="linear"), "legendre-gauss", 32, 64, 3, 2)
+    again.load_state_dict(old)
+    x = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
 
 
 # ---------------------------------------------------------------- SFNO across resolutions
@@ -400,3 +482,13 @@ def test_models_run_on_cuda():
         torch.testing.assert_close(
             cpu(x.cpu(), **{k: v.cpu() for k, v in kwargs.items()}), y.detach().cpu(), atol=1e-4, rtol=1e-4
         )
+
+
+def test_output_lmax_band_limits_the_sfno_output():
+    model = build_model(tiny_sfno(output_lmax=6), "legendre-gauss", 32, 64, 3, 2).double()
+    x = torch.randn(2, 3, 32, 64, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x)
+    c = th.RealSHT(32, 64, lmax=32, mmax=32, grid="legendre-gauss").double()(y)  # (B, C, L, M)
+    assert c[..., 6:, :].abs().max() < 1e-10 * c.abs().max() and c[..., 6:].abs().max() < 1e-10 * c.abs().max()
+    assert c[..., :6, :6].abs().max() > 1e-3

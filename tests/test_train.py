@@ -267,3 +267,42 @@ def test_torchrun_two_processes_through_the_cli(store, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 process(es)" in res.stderr
     assert len(losses(tmp_path / "ddp")) == 2 and (tmp_path / "ddp" / "model.pt").exists()
+
+
+def test_rollout_schedule_unrolls_more_steps_in_later_epochs(store, tmp_path):
+    cfg = train_config(store, tmp_path / "run", epochs=3, steps_per_epoch=2, loss={"rollout_schedule": {1: 2, 2: 3}})
+    assert [cfg.loss.steps_at(e) for e in range(4)] == [1, 2, 3, 3] and cfg.loss.max_steps == 3
+    train(cfg, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [(r["epoch"], r["rollout_steps"]) for r in rows if r["kind"] == "train"]
+    assert steps == [(0, 1), (0, 1), (1, 2), (1, 2), (2, 3), (2, 3)]
+    with pytest.raises(Exception, match="rollout_schedule"):
+        train_config(store, tmp_path / "bad", loss={"rollout_schedule": {1: 0}})
+
+
+def test_input_noise_changes_the_trajectory_and_resumes_exactly(store, tmp_path):
+    plain = train(train_config(store, tmp_path / "plain", epochs=1, steps_per_epoch=4), progress=False)
+    noisy_cfg = train_config(store, tmp_path / "noisy", epochs=1, steps_per_epoch=4, loss={"input_noise": 0.1})
+    train(noisy_cfg, progress=False)
+    assert losses(tmp_path / "noisy") != losses(tmp_path / "plain") and plain.steps == 4
+    # Noise is drawn from the run's RNG, which the checkpoint carries: stop after 2 steps, resume, same curve.
+    half = train_config(store, tmp_path / "half", epochs=1, steps_per_epoch=4, loss={"input_noise": 0.1})
+    with pytest.MonkeyPatch.context() as mp_:
+        import forecast.train.loop as loop
+
+        calls = {"n": 0}
+        real_step = loop._train_step
+
+        def stop_after_two(run, batch):
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            calls["n"] += 1
+            out = real_step(run, batch)
+            run.checkpoint(run.epoch, calls["n"])
+            return out
+
+        mp_.setattr(loop, "_train_step", stop_after_two)
+        with pytest.raises(KeyboardInterrupt):
+            train(half, progress=False)
+    train(half, resume=True, progress=False)
+    np.testing.assert_allclose(losses(tmp_path / "half"), losses(tmp_path / "noisy"), rtol=1e-6)

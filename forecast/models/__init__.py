@@ -22,9 +22,11 @@ from forecast.models.config import (
     ModelConfig,
     ModelConfigFile,
     PersistenceConfig,
+    ReferenceSFNOConfig,
     SFNOConfig,
     load_model_config,
 )
+from forecast.models.reference import build_reference_sfno
 from forecast.models.sfno import SFNO
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ModelConfigFile",
     "Persistence",
     "PersistenceConfig",
+    "ReferenceSFNOConfig",
     "SFNOConfig",
     "build_model",
     "count_parameters",
@@ -118,3 +121,10 @@ def _build_climatology(
     config: ClimatologyConfig, grid_type: str, nlat: int, nlon: int, c_in: int, c_out: int
 ) -> nn.Module:
     return Climatology(c_out)
+
+
+@register_model("sfno_reference")
+def _build_reference_sfno(
+    config: ReferenceSFNOConfig, grid_type: str, nlat: int, nlon: int, c_in: int, c_out: int
+) -> nn.Module:
+    return build_reference_sfno(config, grid_type, nlat, nlon, c_in, c_out)

@@ -30,6 +30,7 @@ __all__ = [
     "ModelConfigFile",
     "NormType",
     "PersistenceConfig",
+    "ReferenceSFNOConfig",
     "SFNOConfig",
     "load_model_config",
 ]
@@ -77,6 +78,10 @@ class SFNOConfig(StrictModel):
     dropout: float = Field(0.0, ge=0, lt=1)
     # Stochastic depth: the drop rate grows linearly from 0 in the first block to this in the last.
     drop_path: float = Field(0.0, ge=0, lt=1)
+    # Band-limit the network's output (the tendency, with residual prediction) to degrees and orders
+    # below this: the model then cannot put energy at scales the data do not hold (e.g. 32 for data from
+    # a T31 model), the grid-scale pile-up that makes long rollouts blow up. null: no limit.
+    output_lmax: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _orders_within_degrees(self) -> SFNOConfig:
@@ -111,6 +116,27 @@ class AFNOConfig(StrictModel):
         return self
 
 
+class ReferenceSFNOConfig(StrictModel):
+    """torch-harmonics' reference ``SphericalFourierNeuralOperator`` (:mod:`forecast.models.reference`):
+    its arguments, with the truncation given as ``lmax`` like :class:`SFNOConfig`."""
+
+    type: Literal["sfno_reference"] = "sfno_reference"
+    embed_dim: int = Field(32, gt=0)
+    num_layers: int = Field(4, gt=0)
+    scale_factor: int = Field(1, ge=1)
+    # Spectral truncation (degrees and orders below lmax); None: all modes the internal grid carries.
+    lmax: int | None = Field(None, gt=0)
+    mlp_ratio: float = Field(2.0, gt=0)
+    activation: Literal["relu", "gelu"] = "gelu"
+    normalization_layer: Literal["none", "instance_norm"] = "none"
+    # Adds the input (through a 1x1 projection when the channel counts differ) to the output.
+    residual_prediction: bool = False
+    pos_embed: Literal["none", "spectral", "learnable lat", "learnable latlon"] = "none"
+    bias: bool = False
+    drop_rate: float = Field(0.0, ge=0, lt=1)
+    drop_path_rate: float = Field(0.0, ge=0, lt=1)
+
+
 class PersistenceConfig(StrictModel):
     """Baseline: the forecast is the prognostic part of the input, unchanged."""
 
@@ -127,7 +153,7 @@ class ClimatologyConfig(StrictModel):
 
 
 ModelConfig = Annotated[
-    SFNOConfig | AFNOConfig | PersistenceConfig | ClimatologyConfig,
+    SFNOConfig | AFNOConfig | ReferenceSFNOConfig | PersistenceConfig | ClimatologyConfig,
     Field(discriminator="type"),
 ]
 
@@ -141,6 +167,6 @@ class ModelConfigFile(RootModel[ModelConfig]):
 
 def load_model_config(
     path: str | Path, overrides: list[str] | None = None
-) -> SFNOConfig | AFNOConfig | PersistenceConfig | ClimatologyConfig:
+) -> SFNOConfig | AFNOConfig | ReferenceSFNOConfig | PersistenceConfig | ClimatologyConfig:
     """The model config in YAML file ``path`` (``type:`` picks the class), with ``key=value`` overrides."""
     return load_config(ModelConfigFile, path, overrides).root  # type: ignore[type-var]

@@ -1,14 +1,15 @@
 """Spherical Fourier Neural Operator (Bonev et al. 2023) on torch-harmonics' real SHT.
 
-Diagram (shapes for batch B, embedding D, data grid H x W, internal grid h x w)::
+Diagram (shapes for batch B, embedding D, data grid H x W, internal grid h x w; channels-last inside,
+so that every pointwise layer is one GEMM and the norms need no transposes)::
 
-    x (B, C_in, H, W)
-      -> encoder: 1x1 MLP                          (B, D, H, W)
-      -> block 0: SHT(H x W) -> filter -> ISHT(h x w)   (B, D, h, w)   + pointwise MLP
-      -> blocks 1..N-2 on the internal grid         (B, D, h, w)
-      -> block N-1: SHT(h x w) -> filter -> ISHT(H x W) (B, D, H, W)
-      -> [concat x if big_skip]                     (B, D + C_in, H, W)
-      -> decoder: 1x1 MLP                           (B, C_out, H, W)
+    x (B, C_in, H, W) -> permute                    (B, H, W, C_in)
+      -> encoder: pointwise MLP                     (B, H, W, D)
+      -> block 0: SHT(H x W) -> filter -> ISHT(h x w)   (B, h, w, D)   + pointwise MLP
+      -> blocks 1..N-2 on the internal grid         (B, h, w, D)
+      -> block N-1: SHT(h x w) -> filter -> ISHT(H x W) (B, H, W, D)
+      -> [concat x if big_skip]                     (B, H, W, D + C_in)
+      -> decoder: pointwise MLP, permute            (B, C_out, H, W)
 
 With ``scale_factor == 1`` the internal grid is the data grid itself. Learned parameters depend on
 ``embed_dim``, ``lmax`` and the channel counts only, never on the grid, so the weights of a model
@@ -25,7 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from forecast.models.config import SFNOConfig
-from forecast.models.layers import DriscollHealyFilter, DropPath, PointwiseMLP, SHTPair, norm_layer
+from forecast.models.layers import (
+    DriscollHealyFilter,
+    DropPath,
+    PointwiseMLP,
+    SHTPair,
+    _squeeze_conv_weights,
+    norm_layer,
+)
 
 __all__ = ["SFNO", "SFNOBlock", "SpectralConvS2", "internal_grid"]
 
@@ -59,7 +67,7 @@ def _full_precision(x: Tensor) -> Iterator[Tensor]:
 class SpectralConvS2(nn.Module):
     """Forward SHT -> Driscoll-Healy filter -> inverse SHT, possibly onto another grid.
 
-    ``(B, C_in, nlat_in, nlon_in) -> (B, C_out, nlat_out, nlon_out)``.
+    Channels-last: ``(B, nlat_in, nlon_in, C_in) -> (B, nlat_out, nlon_out, C_out)``.
     """
 
     def __init__(
@@ -77,33 +85,37 @@ class SpectralConvS2(nn.Module):
         self.transforms = SHTPair(grid_in, grid_out, lmax, mmax)
         self.filter = DriscollHealyFilter(in_channels, out_channels, lmax, mmax, mixing=mixing, weights=weights)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        """The filtered ``x``; with ``skip`` ``(B, nlat_in, nlon_in, C_out)``, plus ``skip`` band-limited to
+        the filter's truncation and moved to the output grid, at the cost of one more forward SHT only
+        (both terms go through one inverse SHT)."""
+        t = self.transforms
         with _full_precision(x) as x32:
-            coeffs = self.transforms.forward_sht(x32)  # (B, C_in, lmax, lmax) complex
-            y = self.transforms.inverse_sht(self.filter(coeffs))  # (B, C_out, nlat_out, nlon_out)
+            coeffs = self.filter(t.analysis(x32))  # (mmax, lmax, B, C_out) complex
+            if skip is not None:
+                with _full_precision(skip) as skip32:
+                    coeffs = coeffs + t.analysis(skip32)
+            y = t.synthesis(coeffs)  # (B, nlat_out, nlon_out, C_out)
         return y.to(x.dtype)
 
     def resample(self, x: Tensor) -> Tensor:
         """``x`` on the output grid, band-limited like the filter.
 
-        ``(B, C, nlat_in, nlon_in) -> (B, C, nlat_out, nlon_out)``; the identity when the grids are the same.
+        ``(B, nlat_in, nlon_in, C) -> (B, nlat_out, nlon_out, C)``; the identity when the grids are the same.
         """
         t = self.transforms
         if t.same_grid:
             return x
         with _full_precision(x) as x32:
-            coeffs = t.forward_sht(x32)  # (B, C, lmax, lmax)
-            # Drop orders >= mmax as the filter does, so the skip carries no more than the filtered path.
-            coeffs = nn.functional.pad(coeffs[..., : t.mmax], (0, coeffs.shape[-1] - t.mmax))
-            y = t.inverse_sht(coeffs)
+            y = t.synthesis(t.analysis(x32))
         return y.to(x.dtype)
 
 
 class SFNOBlock(nn.Module):
-    """One SFNO block, pre-norm residual form: ``(B, D, nlat_in, nlon_in) -> (B, D, nlat_out, nlon_out)``.
+    """One SFNO block, pre-norm residual form, channels-last: ``(B, h_in, w_in, D) -> (B, h_out, w_out, D)``.
 
     ``x = skip(x) + drop_path(spectral(norm1(x)))``, then ``x = x + drop_path(mlp(norm2(x)))``, where
-    ``skip`` is the identity (resampled to the output grid when the grids differ), a 1x1 convolution
+    ``skip`` is the identity (resampled to the output grid when the grids differ), a linear map
     of it, or nothing.
     """
 
@@ -129,7 +141,7 @@ class SFNOBlock(nn.Module):
         )
         self.spectral_skip = config.spectral_skip
         if config.spectral_skip == "linear":
-            self.skip = nn.Conv2d(channels, channels, 1)
+            self.skip = nn.Linear(channels, channels)
         self.norm2 = norm_layer(config.norm, channels)
         hidden = max(1, int(round(channels * config.mlp_ratio)))
         self.mlp = PointwiseMLP(channels, hidden, channels, config.activation, config.dropout)
@@ -137,12 +149,24 @@ class SFNOBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.drop_path(self.spectral(self.norm1(x)))  # (B, D, nlat_out, nlon_out)
-        if self.spectral_skip != "none":
-            skip = self.spectral.resample(x)  # the un-normalised input, on the output grid
-            y = y + (self.skip(skip) if self.spectral_skip == "linear" else skip)
+        y = self._spectral_with_skip(x)  # (B, nlat_out, nlon_out, D)
         z = self.drop_path(self.mlp(self.norm2(y)))
         return y + z if self.mlp_skip else z
+
+    def _spectral_with_skip(self, x: Tensor) -> Tensor:
+        if self.spectral_skip == "none":
+            return self.drop_path(self.spectral(self.norm1(x)))
+        skip = self.skip(x) if self.spectral_skip == "linear" else x  # the un-normalised input
+        if self.spectral.transforms.same_grid:
+            return skip + self.drop_path(self.spectral(self.norm1(x)))
+        if isinstance(self.drop_path, DropPath) and self.training:
+            return self.spectral.resample(skip) + self.drop_path(self.spectral(self.norm1(x)))
+        # Grid-changing block: filter and skip share one inverse transform (it is linear).
+        return self.spectral(self.norm1(x), skip=skip)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        _squeeze_conv_weights(state_dict, prefix, ("skip",))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class SFNO(nn.Module):
@@ -181,13 +205,15 @@ class SFNO(nn.Module):
         )
         self.internal_grid = inner if n > 1 else self.grid
         self.decoder = PointwiseMLP(d + (in_channels if config.big_skip else 0), d, out_channels, config.activation)
+        lmax_out = config.output_lmax
+        self.output_filter = SHTPair(self.grid, self.grid, lmax_out, lmax_out) if lmax_out else None
         self._init_decoder()
 
     def _init_decoder(self) -> None:
         # A small last layer starts the network near a zero output, which suits the residual
         # (tendency) prediction the wrapper does, and keeps early training stable.
         last = self.decoder.fc2
-        nn.init.normal_(last.weight, std=0.1 / math.sqrt(last.in_channels))
+        nn.init.normal_(last.weight, std=0.1 / math.sqrt(last.in_features))
         nn.init.zeros_(last.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -195,12 +221,17 @@ class SFNO(nn.Module):
             raise ValueError(
                 f"expected input (B, {self.in_channels}, {self.grid[1]}, {self.grid[2]}), got {tuple(x.shape)}"
             )
-        h = self.encoder(x)  # (B, D, nlat, nlon)
+        xl = x.permute(0, 2, 3, 1)  # (B, nlat, nlon, C_in): channels-last inside the network
+        h = self.encoder(xl)  # (B, nlat, nlon, D)
         for block in self.blocks:
-            h = block(h)  # (B, D, internal grid) inside, (B, D, nlat, nlon) after the last
+            h = block(h)  # (B, internal grid, D) inside, (B, nlat, nlon, D) after the last
         if self.config.big_skip:
-            h = torch.cat([h, x], dim=1)  # (B, D + C_in, nlat, nlon)
-        return self.decoder(h)  # (B, C_out, nlat, nlon)
+            h = torch.cat([h, xl], dim=-1)  # (B, nlat, nlon, D + C_in)
+        out = self.decoder(h)  # (B, nlat, nlon, C_out)
+        if self.output_filter is not None:
+            with _full_precision(out) as out32:
+                out = self.output_filter.synthesis(self.output_filter.analysis(out32)).to(out.dtype)
+        return out.permute(0, 3, 1, 2).contiguous()  # (B, C_out, nlat, nlon)
 
     def for_grid(self, grid_type: str, nlat: int, nlon: int) -> SFNO:
         """The same network (same config, channels and weights) built for another grid.

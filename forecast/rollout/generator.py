@@ -37,7 +37,7 @@ def batch_forcings(times: np.ndarray, latitudes: np.ndarray, longitudes: np.ndar
     return f.index_select(0, torch.from_numpy(inverse.reshape(-1)).to(device))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def rollout(
     forecaster: Forecaster,
     state: torch.Tensor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from forecast.config import StrictModel, Timestamp
 from forecast.models.config import ModelConfig
@@ -42,6 +42,30 @@ class OptimConfig(StrictModel):
 class LossConfig(StrictModel):
     channel_weights: dict[str, float] = Field(default_factory=dict)  # missing channels weigh 1
     rollout_steps: int = Field(default=1, ge=1)  # >1: loss over k unrolled steps, gradients through them
+    # Multi-step curriculum: {epoch: steps} unrolls `steps` steps from that (0-based) epoch on, e.g.
+    # {3: 2, 5: 4}; epochs before the first key use rollout_steps. A model that has seen its own
+    # errors a few steps deep learns to damp them, which is what keeps long rollouts stable.
+    rollout_schedule: dict[int, int] = Field(default_factory=dict)
+    # Std (normalised units) of Gaussian noise added to each training window's initial state: the model
+    # learns to pull slightly-off states back towards the data instead of amplifying the error.
+    input_noise: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _positive_schedule(self) -> LossConfig:
+        bad = {e: k for e, k in self.rollout_schedule.items() if e < 0 or k < 1}
+        if bad:
+            raise ValueError(f"rollout_schedule needs epochs >= 0 and steps >= 1, got {bad}")
+        return self
+
+    def steps_at(self, epoch: int) -> int:
+        """Unrolled steps of the loss in (0-based) ``epoch``."""
+        started = [e for e in self.rollout_schedule if e <= epoch]
+        return self.rollout_schedule[max(started)] if started else self.rollout_steps
+
+    @property
+    def max_steps(self) -> int:
+        """The longest unroll of the run: the length of every training window."""
+        return max([self.rollout_steps, *self.rollout_schedule.values()])
 
 
 class ValidationConfig(StrictModel):

@@ -13,7 +13,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -191,13 +191,59 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
-def train(config: TrainConfig, resume: bool = False, device: str | None = None, progress: bool = True) -> TrainResult:
-    """Train ``config``; with ``resume`` continue from ``<run_dir>/last.pt`` exactly where it stopped."""
-    info, dev = init_distributed(resolve_device(device or config.device))
-    torch.manual_seed(config.seed)
+@dataclass
+class _Run:
+    """Everything one training run updates, so that its steps can be split into short functions."""
+
+    config: TrainConfig
+    info: DistInfo
+    device: torch.device
+    store: TrainingStore
+    forecaster: Forecaster
+    unroll: _Unroll
+    model: torch.nn.Module
+    loss_fn: AreaWeightedMSE
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    ema: EMA | None
+    n_params: int
+    run_dir: Path
+    epoch: int = 0
+    skip: int = 0
+    step: int = 0
+    best: float = math.inf
+    validation: dict = field(default_factory=dict)
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    def checkpoint(self, next_epoch: int, next_batch: int) -> None:
+        if not self.info.is_main:
+            return
+        save_checkpoint(self.ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "config": dump_config(self.config), "epoch": next_epoch,
+            "batch_in_epoch": next_batch, "step": self.step, "model": self.forecaster.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(), "best_score": self.best,
+            "validation": json.dumps(self.validation),
+        })
+
+    def package(self, path: Path) -> None:
+        net = (self.ema.shadow if self.ema else self.forecaster).network
+        save_package(path, net, self.config.model, self.config.residual, self.store, dump_config(self.config),
+                     info={"name": self.config.name, "step": self.step, "epoch": self.epoch,
+                           "validation": self.validation, "parameters": self.n_params})
+
+
+def _prepare_run_dir(config: TrainConfig, info: DistInfo, resume: bool) -> bool:
+    """Create the run folder; return whether to resume (only when asked and a checkpoint exists)."""
     run_dir = Path(config.run_dir)
     ckpt_path = run_dir / "last.pt"
-    log_path = run_dir / "metrics.jsonl"
     if resume and not ckpt_path.exists():
         log.info("no checkpoint in %s: starting a new run", run_dir)
         resume = False
@@ -208,19 +254,11 @@ def train(config: TrainConfig, resume: bool = False, device: str | None = None, 
                              "choose another name/output_dir")
         if not resume:
             (run_dir / "config.yaml").write_text(dump_config(config))
+    return resume
 
-    store = open_training_store(config.data.store, in_memory=config.data.in_memory)
-    train_ds = WindowDataset(store, config.data.train.start, config.data.train.end, n_steps=config.loss.rollout_steps)
-    if config.data.batch_size % info.world_size:
-        raise InputError(f"data.batch_size {config.data.batch_size} is not divisible by {info.world_size} processes")
-    per_rank = config.data.batch_size // info.world_size
-    sampler = EpochSampler(len(train_ds), per_rank, config.seed, info.rank, info.world_size)
-    loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, num_workers=config.data.workers,
-                        pin_memory=dev.type == "cuda", persistent_workers=False, drop_last=True)
-    batches = sampler.batches_per_epoch if config.steps_per_epoch is None else min(config.steps_per_epoch,
-                                                                                    sampler.batches_per_epoch)
-    total_steps = batches * config.epochs
 
+def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: TrainingStore, total_steps: int,
+               resume: bool) -> _Run:
     forecaster = build_forecaster(config, store)
     if config.init_from and not resume:
         pkg = load_package(config.init_from)
@@ -229,114 +267,148 @@ def train(config: TrainConfig, resume: bool = False, device: str | None = None, 
                              f"the store has {store.channels}")
         forecaster.network.load_state_dict(pkg.state_dict)
     forecaster = forecaster.to(dev)
-    n_params = count_parameters(forecaster.network)
     channel_w = np.array([config.loss.channel_weights.get(c, 1.0) for c in store.channels])
-    loss_fn = AreaWeightedMSE(store.latitudes, channel_w).to(dev)
     opt = torch.optim.AdamW(forecaster.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                             weight_decay=config.optim.weight_decay)
+    unroll = _Unroll(forecaster, config.loss.steps_at(0))
+    # No buffer needs syncing (no running statistics; the SHT matrices are the same on every rank), so
+    # DDP need not broadcast them before every forward.
+    model = DistributedDataParallel(unroll, broadcast_buffers=False) if info.world_size > 1 else unroll
+    loss_fn = AreaWeightedMSE(store.latitudes, channel_w).to(dev)
     sched = warmup_cosine(opt, config.optim.warmup_steps, total_steps, config.optim.min_lr_ratio)
     ema = EMA(forecaster, config.optim.ema_decay) if config.optim.ema_decay else None
-    epoch, skip, step, best = 0, 0, 0, math.inf
-    validation: dict = {}
-    if resume:
-        ck = load_checkpoint(ckpt_path, map_location=dev)
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise InputError(f"{ckpt_path} is not a training checkpoint")
-        if ck["config"] != dump_config(config):
-            raise InputError(f"{ckpt_path} belongs to a run with a different config; resume with the config "
-                             f"saved in {run_dir / 'config.yaml'} or start a new run (other name or output_dir)")
-        forecaster.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if ema is not None and ck.get("ema") is not None:
-            ema.load_state_dict(ck["ema"])
-        epoch, skip, step, best = ck["epoch"], ck["batch_in_epoch"], ck["step"], ck["best_score"]
-        validation = json.loads(ck.get("validation", "{}"))
-        set_rng_state(ck["rng"])
+    return _Run(config, info, dev, store, forecaster, unroll, model, loss_fn, opt, sched, ema,
+                count_parameters(forecaster.network), Path(config.run_dir))
+
+
+def _resume(run: _Run) -> None:
+    """Load ``last.pt`` into the run: weights, optimiser, schedule, EMA, RNG and position in the epoch."""
+    ck = load_checkpoint(run.ckpt_path, map_location=run.device)
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{run.ckpt_path} is not a training checkpoint")
+    if ck["config"] != dump_config(run.config):
+        raise InputError(f"{run.ckpt_path} belongs to a run with a different config; resume with the config "
+                         f"saved in {run.run_dir / 'config.yaml'} or start a new run (other name or output_dir)")
+    run.forecaster.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    if run.ema is not None and ck.get("ema") is not None:
+        run.ema.load_state_dict(ck["ema"])
+    run.epoch, run.skip, run.step, run.best = ck["epoch"], ck["batch_in_epoch"], ck["step"], ck["best_score"]
+    run.validation = json.loads(ck.get("validation", "{}"))
+    set_rng_state(ck["rng"])
+    if run.info.is_main:
+        _truncate_log(run.log_path, run.step)
+        log.info("resuming %s at epoch %d, batch %d (step %d)", run.run_dir, run.epoch, run.skip, run.step)
+
+
+def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
+    """One optimiser step on ``batch``; returns the (rank-averaged) loss and the gradient norm."""
+    config, dev = run.config, run.device
+    k = run.unroll.n_steps
+    state = batch["state"].to(dev, non_blocking=True)
+    targets = batch["targets"][:, :k].to(dev, non_blocking=True)
+    forc = batch["forcings"].to(dev, non_blocking=True)
+    if config.loss.input_noise:
+        state = state + config.loss.input_noise * torch.randn_like(state)
+    with _autocast(dev, config.optim.amp):
+        loss = run.loss_fn(run.model(state, forc), targets)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = (torch.nn.utils.clip_grad_norm_(run.forecaster.parameters(), config.optim.grad_clip)
+                 if config.optim.grad_clip else torch.tensor(float("nan")))
+    run.opt.step()
+    run.sched.step()
+    if run.ema:
+        run.ema.update(run.forecaster)
+    run.step += 1
+    loss_value = loss.detach()
+    if run.info.world_size > 1:
+        dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
+    return float(loss_value), float(grad_norm)
+
+
+def _train_epoch(run: _Run, loader: DataLoader, batches: int, progress: bool) -> float:
+    """The rest of the current epoch (from batch ``run.skip``); returns the last step's samples/s."""
+    config, info = run.config, run.info
+    run.unroll.n_steps = config.loss.steps_at(run.epoch)
+    run.model.train()
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=batches, initial=run.skip, desc=f"epoch {run.epoch + 1}/{config.epochs}", unit="batch")
+    throughput = 0.0
+    for b, batch in enumerate(loader, start=run.skip):
+        if b >= batches:
+            break
+        t0 = time.perf_counter()
+        loss_value, grad_norm = _train_step(run, batch)
+        throughput = config.data.batch_size / (time.perf_counter() - t0)
         if info.is_main:
-            _truncate_log(log_path, step)
-            log.info("resuming %s at epoch %d, batch %d (step %d)", run_dir, epoch, skip, step)
-    unroll = _Unroll(forecaster, config.loss.rollout_steps)
-    model = DistributedDataParallel(unroll) if info.world_size > 1 else unroll
+            _log_jsonl(run.log_path, {"kind": "train", "epoch": run.epoch, "step": run.step, "loss": loss_value,
+                                      "lr": run.sched.get_last_lr()[0], "grad_norm": grad_norm,
+                                      "rollout_steps": run.unroll.n_steps, "samples_per_s": throughput})
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{throughput:.1f}")
+                bar.update(1)
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"training loss became {loss_value} at step {run.step}; lower optim.lr "
+                                     "or enable gradient clipping")
+        if run.step % config.checkpoint_every == 0 and b + 1 < batches:
+            run.checkpoint(run.epoch, b + 1)
+    if bar is not None:
+        bar.close()
+    return throughput
+
+
+def _end_epoch(run: _Run) -> None:
+    """Validate, keep the best package, checkpoint at the epoch boundary."""
+    run.epoch, run.skip = run.epoch + 1, 0
+    if run.info.is_main:
+        run.validation = validate(run.ema.shadow if run.ema else run.forecaster, run.store, run.config, run.device)
+        _log_jsonl(run.log_path, {"kind": "valid", "epoch": run.epoch, "step": run.step, **run.validation})
+        lead_txt = ", ".join(f"{int(k) * 6}h " + " ".join(f"{c}={v:.4g}" for c, v in r.items())
+                             for k, r in run.validation["rmse"].items())
+        log.info("epoch %d: validation RMSE %s", run.epoch, lead_txt)
+        if run.validation["score"] < run.best:
+            run.best = run.validation["score"]
+            run.package(run.run_dir / "best.pt")
+        run.checkpoint(run.epoch, 0)
+        run.package(run.run_dir / "model.pt")
+    if run.info.world_size > 1:
+        dist.barrier()
+
+
+def train(config: TrainConfig, resume: bool = False, device: str | None = None, progress: bool = True) -> TrainResult:
+    """Train ``config``; with ``resume`` continue from ``<run_dir>/last.pt`` exactly where it stopped."""
+    info, dev = init_distributed(resolve_device(device or config.device))
+    torch.manual_seed(config.seed)
+    resume = _prepare_run_dir(config, info, resume)
+    store = open_training_store(config.data.store, in_memory=config.data.in_memory)
+    # Windows as long as the longest unroll of the curriculum, so every epoch sees the same initial times.
+    train_ds = WindowDataset(store, config.data.train.start, config.data.train.end, n_steps=config.loss.max_steps)
+    if config.data.batch_size % info.world_size:
+        raise InputError(f"data.batch_size {config.data.batch_size} is not divisible by {info.world_size} processes")
+    per_rank = config.data.batch_size // info.world_size
+    sampler = EpochSampler(len(train_ds), per_rank, config.seed, info.rank, info.world_size)
+    # The loader draws its workers' base seed from a generator of its own, not from the global RNG: the
+    # global stream then only feeds the steps (input noise, dropout), and a resumed run, whose loader
+    # starts mid-epoch, draws exactly what the uninterrupted run drew.
+    loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, num_workers=config.data.workers,
+                        pin_memory=dev.type == "cuda", persistent_workers=False, drop_last=True,
+                        generator=torch.Generator().manual_seed(config.seed))
+    batches = sampler.batches_per_epoch if config.steps_per_epoch is None else min(config.steps_per_epoch,
+                                                                                    sampler.batches_per_epoch)
+    run = _build_run(config, info, dev, store, batches * config.epochs, resume)
+    if resume:
+        _resume(run)
     if info.is_main:
         log.info("%s: %s with %d parameters on %s (%d process(es)), %d windows, %d steps/epoch",
-                 config.name, config.model.type, n_params, dev, info.world_size, len(train_ds), batches)
-
-    def checkpoint(next_epoch: int, next_batch: int) -> None:
-        if not info.is_main:
-            return
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "config": dump_config(config), "epoch": next_epoch,
-            "batch_in_epoch": next_batch, "step": step, "model": forecaster.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "ema": ema.state_dict() if ema else None, "rng": rng_state(), "best_score": best,
-            "validation": json.dumps(validation),
-        })
-
-    def package(path: Path, validation: dict) -> None:
-        net = (ema.shadow if ema else forecaster).network
-        save_package(path, net, config.model, config.residual, store, dump_config(config),
-                     info={"name": config.name, "step": step, "epoch": epoch, "validation": validation,
-                           "parameters": n_params})
-
+                 config.name, config.model.type, run.n_params, dev, info.world_size, len(train_ds), batches)
     throughput = 0.0
-    while epoch < config.epochs:
-        sampler.set_epoch(epoch, skip)
-        model.train()
-        bar = None
-        if progress and info.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=batches, initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
-        for b, batch in enumerate(loader, start=skip):
-            if b >= batches:
-                break
-            t0 = time.perf_counter()
-            state = batch["state"].to(dev, non_blocking=True)
-            targets = batch["targets"].to(dev, non_blocking=True)
-            forc = batch["forcings"].to(dev, non_blocking=True)
-            with _autocast(dev, config.optim.amp):
-                loss = loss_fn(model(state, forc), targets)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = (torch.nn.utils.clip_grad_norm_(forecaster.parameters(), config.optim.grad_clip)
-                         if config.optim.grad_clip else torch.tensor(float("nan")))
-            opt.step()
-            sched.step()
-            if ema:
-                ema.update(forecaster)
-            step += 1
-            loss_value = loss.detach()
-            if info.world_size > 1:
-                dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
-            dt = time.perf_counter() - t0
-            throughput = config.data.batch_size / dt
-            if info.is_main:
-                _log_jsonl(log_path, {"kind": "train", "epoch": epoch, "step": step, "loss": float(loss_value),
-                                      "lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
-                                      "samples_per_s": throughput})
-                if bar is not None:
-                    bar.set_postfix(loss=f"{float(loss_value):.4f}", samples_s=f"{throughput:.1f}")
-                    bar.update(1)
-            if not math.isfinite(float(loss_value)):
-                raise FloatingPointError(f"training loss became {float(loss_value)} at step {step}; lower optim.lr "
-                                         "or enable gradient clipping")
-            if step % config.checkpoint_every == 0 and b + 1 < batches:
-                checkpoint(epoch, b + 1)
-        if bar is not None:
-            bar.close()
-        epoch, skip = epoch + 1, 0
-        if info.is_main:
-            validation = validate(ema.shadow if ema else forecaster, store, config, dev)
-            _log_jsonl(log_path, {"kind": "valid", "epoch": epoch, "step": step, **validation})
-            lead_txt = ", ".join(f"{int(k) * 6}h " + " ".join(f"{c}={v:.4g}" for c, v in r.items())
-                                 for k, r in validation["rmse"].items())
-            log.info("epoch %d: validation RMSE %s", epoch, lead_txt)
-            if validation["score"] < best:
-                best = validation["score"]
-                package(run_dir / "best.pt", validation)
-            checkpoint(epoch, 0)
-            package(run_dir / "model.pt", validation)
-        if info.world_size > 1:
-            dist.barrier()
-    return TrainResult(run_dir, step, best, validation, throughput)
+    while run.epoch < config.epochs:
+        sampler.set_epoch(run.epoch, run.skip)
+        throughput = _train_epoch(run, loader, batches, progress)
+        _end_epoch(run)
+    return TrainResult(run.run_dir, run.step, run.best, run.validation, throughput)
