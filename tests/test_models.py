@@ -441,7 +441,7 @@ def test_config_union_is_strict_and_discriminated(tmp_path):
 
 
 def test_registry_knows_every_config_type():
-    assert set(registered_models()) == {"sfno", "afno", "persistence", "climatology"}
+    assert set(registered_models()) == {"sfno", "afno", "sfno_reference", "persistence", "climatology"}
     with pytest.raises(ValueError, match="grid type"):
         build_model(tiny_sfno(), "healpix", 32, 64, 3, 2)
 
@@ -492,3 +492,17 @@ def test_output_lmax_band_limits_the_sfno_output():
     c = th.RealSHT(32, 64, lmax=32, mmax=32, grid="legendre-gauss").double()(y)  # (B, C, L, M)
     assert c[..., 6:, :].abs().max() < 1e-10 * c.abs().max() and c[..., 6:].abs().max() < 1e-10 * c.abs().max()
     assert c[..., :6, :6].abs().max() > 1e-3
+
+
+def test_reference_sfno_is_torch_harmonics_own_with_our_truncation():
+    from torch_harmonics.examples.models.sfno import SphericalFourierNeuralOperator
+
+    from forecast.models import ReferenceSFNOConfig
+
+    model = build_model(ReferenceSFNOConfig(embed_dim=8, num_layers=2, lmax=12, scale_factor=2),
+                        "equiangular", 73, 144, 3, 2)
+    assert isinstance(model, SphericalFourierNeuralOperator)
+    assert (model.trans.lmax, model.trans.mmax) == (12, 12) and (model.trans.nlat, model.trans.nlon) == (37, 72)
+    assert model(torch.randn(1, 3, 73, 144)).shape == (1, 2, 73, 144)
+    with pytest.raises(ValueError, match="exceeds"):
+        build_model(ReferenceSFNOConfig(lmax=40, scale_factor=2), "equiangular", 73, 144, 3, 2)

@@ -21,6 +21,7 @@ import yaml
 from forecast.config import dump_config
 from forecast.data.dataset import WindowDataset
 from forecast.data.store import open_training_store
+from forecast.grids import area_weights
 from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
 from forecast.testing import write_cds_months
@@ -306,3 +307,28 @@ def test_input_noise_changes_the_trajectory_and_resumes_exactly(store, tmp_path)
             train(half, progress=False)
     train(half, resume=True, progress=False)
     np.testing.assert_allclose(losses(tmp_path / "half"), losses(tmp_path / "noisy"), rtol=1e-6)
+
+
+def test_conserved_channels_keep_their_global_mean_through_a_rollout(store, tmp_path):
+    cfg = train_config(store, tmp_path / "run", epochs=1, steps_per_epoch=2, conserve_global_mean=["msl"])
+    train(cfg, progress=False)
+    pkg = load_package(tmp_path / "run" / "model.pt")
+    assert pkg.conserve_global_mean == ["msl"]
+    forecaster = pkg.build_forecaster()
+    s = open_training_store(store)
+    item = WindowDataset(s, None, None, 1)[0]
+    w = torch.as_tensor(area_weights(s.latitudes), dtype=torch.float64)[:, None]
+
+    def global_mean(x):  # (C,) physical units
+        return (pkg.denormalise(x.double()) * w).mean(dim=(-2, -1))
+
+    state, forcing = item["state"][None], item["forcings"][None, 0]
+    start = global_mean(state[0])
+    with torch.no_grad():
+        for _ in range(50):
+            state = forecaster(state, forcing)
+    drift = global_mean(state[0]) - start
+    assert abs(float(drift[1])) < 1e-6 * float(pkg.std[1]) * 50  # msl: rounding only
+    assert abs(float(drift[0])) > 1e-3 * float(pkg.std[0])  # z500 is free to move
+    with pytest.raises(Exception, match="conserve_global_mean names"):
+        train(train_config(store, tmp_path / "bad", conserve_global_mean=["t850"]), progress=False)

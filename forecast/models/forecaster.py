@@ -24,14 +24,27 @@ class Forecaster(nn.Module):
             the tendency in units of its own standard deviation, which keeps its output O(1) for
             channels whose 6-hour change is a small fraction of their variability.
         residual: predict ``x(t+dt) - x(t)`` instead of ``x(t+dt)``.
+        conserve: ``(C,)`` bool, channels whose area-weighted global mean every step keeps exactly.
+        area_weights: ``(H,)`` cell areas of the latitudes (any scale), for those global means.
     """
 
-    def __init__(self, network: nn.Module, static: torch.Tensor, tendency_scale: torch.Tensor, residual: bool = True):
+    def __init__(self, network: nn.Module, static: torch.Tensor, tendency_scale: torch.Tensor, residual: bool = True,
+                 conserve: torch.Tensor | None = None, area_weights: torch.Tensor | None = None):
         super().__init__()
         self.network = network
         self.residual = residual
         self.register_buffer("static", static.float())
         self.register_buffer("tendency_scale", tendency_scale.float().reshape(1, -1, 1, 1))
+        # Channels whose area-weighted global mean a step leaves unchanged (conserved quantities, e.g. the
+        # mass of a shallow-water layer): the mean of their increment is removed, in float64 so that
+        # ten years of steps do not accumulate float32 rounding of the mean.
+        c = tendency_scale.numel()
+        mask = torch.zeros(c) if conserve is None else conserve.double().reshape(-1)
+        self.register_buffer("conserve", mask.double().reshape(1, -1, 1, 1), persistent=False)
+        h = static.shape[-2]
+        w = torch.ones(h) if area_weights is None else torch.as_tensor(area_weights)
+        self.register_buffer("area_weights", (w.double() / w.double().mean()).reshape(1, 1, -1, 1), persistent=False)
+        self.conserving = bool(mask.any())
 
     def forward(self, state: torch.Tensor, forcing: torch.Tensor) -> torch.Tensor:
         """``state`` ``(B, C, H, W)``, ``forcing`` ``(B, F, H, W)`` -> next state ``(B, C, H, W)``."""
@@ -39,9 +52,17 @@ class Forecaster(nn.Module):
         static = self.static.unsqueeze(0).expand(b, -1, -1, -1).to(state.dtype)
         x = torch.cat([state, static, forcing.to(state.dtype)], dim=1)  # (B, C + S + F, H, W)
         out = self.network(x)
+        if not (self.residual or self.conserving):
+            return out
         if self.residual:
-            return state + out * self.tendency_scale.to(out.dtype)
-        return out
+            increment = out * self.tendency_scale.to(out.dtype)
+        else:
+            increment = out - state
+        if self.conserving:
+            inc = increment.double()
+            mean = (inc * self.area_weights).mean(dim=(-2, -1), keepdim=True)  # (B, C, 1, 1) global means
+            increment = (inc - mean * self.conserve).to(out.dtype)
+        return state + increment
 
     def unroll(self, state: torch.Tensor, forcings: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Unroll with gradients: ``forcings`` ``(B, >= n_steps, F, H, W)`` -> states ``(B, n_steps, C, H, W)``."""

@@ -82,6 +82,10 @@ class TrainConfig(StrictModel):
     data: DataConfig
     model: ModelConfig
     residual: bool = True
+    # Channels whose area-weighted global mean every step keeps exactly (the mean of the predicted increment
+    # is removed), e.g. [z500, msl] for the embedded shallow-water data, whose layer mass is conserved:
+    # a model that drifts in them by a rounding error a step drifts by much more over ten years.
+    conserve_global_mean: list[str] = Field(default_factory=list)
     # Start from the weights of a model package (e.g. multi-step fine-tuning of a 1-step model).
     init_from: str | None = None
     optim: OptimConfig = Field(default_factory=OptimConfig)

@@ -104,12 +104,22 @@ class EpochSampler(Sampler[int]):
         return (self.batches_per_epoch - self.skip) * self.batch_size
 
 
+def conserve_mask(names: list[str], channels: list[str], source: str) -> torch.Tensor:
+    """``(C,)`` bool: which of ``channels`` are in ``names`` (an unknown name is an error naming ``source``)."""
+    unknown = sorted(set(names) - set(channels))
+    if unknown:
+        raise InputError(f"{source}: conserve_global_mean names {unknown}, not channels of the store {channels}")
+    return torch.tensor([c in names for c in channels])
+
+
 def build_forecaster(config: TrainConfig, store: TrainingStore) -> Forecaster:
     n_in = len(store.channels) + len(store.static_names) + len(POSITION_NAMES) + len(FORCING_NAMES)
     net = build_model(config.model, store.grid_type, len(store.latitudes), len(store.longitudes), n_in,
                       len(store.channels))
     static = torch.from_numpy(static_inputs(store.static, store.latitudes, store.longitudes))
-    return Forecaster(net, static, torch.from_numpy(store.tendency_std / store.std), residual=config.residual)
+    conserve = conserve_mask(config.conserve_global_mean, list(store.channels), f"train config {config.name}")
+    return Forecaster(net, static, torch.from_numpy(store.tendency_std / store.std), residual=config.residual,
+                      conserve=conserve, area_weights=torch.from_numpy(area_weights(store.latitudes)))
 
 
 def _autocast(device: torch.device, amp: str):
@@ -235,9 +245,10 @@ class _Run:
 
     def package(self, path: Path) -> None:
         net = (self.ema.shadow if self.ema else self.forecaster).network
+        info = {"name": self.config.name, "step": self.step, "epoch": self.epoch, "validation": self.validation,
+                "parameters": self.n_params}
         save_package(path, net, self.config.model, self.config.residual, self.store, dump_config(self.config),
-                     info={"name": self.config.name, "step": self.step, "epoch": self.epoch,
-                           "validation": self.validation, "parameters": self.n_params})
+                     info=info, conserve_global_mean=self.config.conserve_global_mean)
 
 
 def _prepare_run_dir(config: TrainConfig, info: DistInfo, resume: bool) -> bool:

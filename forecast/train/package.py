@@ -9,7 +9,7 @@ common failure of ML-weather tools; here weights and everything they depend on t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from forecast import __version__
 from forecast.data.features import FORCING_NAMES, POSITION_NAMES, static_inputs
 from forecast.errors import InputError
+from forecast.grids import area_weights
 from forecast.models import build_model
 from forecast.models.config import ModelConfig
 from forecast.models.forecaster import Forecaster
@@ -52,6 +53,7 @@ class ModelPackage:
     time_step: str
     train_config: str  # the run's YAML config
     info: dict[str, Any]
+    conserve_global_mean: list[str] = field(default_factory=list)  # channels each step keeps the global mean of
 
     @property
     def in_channels(self) -> int:
@@ -65,6 +67,8 @@ class ModelPackage:
             torch.from_numpy(static_inputs(self.static, self.latitudes, self.longitudes)),
             torch.from_numpy(self.tendency_std / self.std),
             residual=self.residual,
+            conserve=torch.tensor([c in self.conserve_global_mean for c in self.channels]),
+            area_weights=torch.from_numpy(area_weights(self.latitudes)),
         )
         forecaster.network.load_state_dict(self.state_dict)
         return forecaster.to(device).eval()
@@ -82,7 +86,8 @@ class ModelPackage:
 
 
 def save_package(path: str | Path, network: torch.nn.Module, model_config: ModelConfig, residual: bool,
-                 store: Any, train_config_yaml: str, info: dict[str, Any] | None = None) -> Path:
+                 store: Any, train_config_yaml: str, info: dict[str, Any] | None = None,
+                 conserve_global_mean: list[str] | None = None) -> Path:
     """Write a package for ``network`` trained on ``store`` (a :class:`~forecast.data.store.TrainingStore`)."""
     payload = {
         "format": FORMAT,
@@ -91,6 +96,7 @@ def save_package(path: str | Path, network: torch.nn.Module, model_config: Model
         "model_config": json.dumps(_MODEL_ADAPTER.dump_python(model_config, mode="json")),
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
         "residual": bool(residual),
+        "conserve_global_mean": list(conserve_global_mean or []),
         "channels": list(store.channels),
         "units": list(store.units),
         "normalisation": {
@@ -130,6 +136,7 @@ def load_package(path: str | Path) -> ModelPackage:
         model_config=_MODEL_ADAPTER.validate_python(json.loads(raw["model_config"])),
         state_dict=raw["state_dict"],
         residual=bool(raw["residual"]),
+        conserve_global_mean=list(raw.get("conserve_global_mean", [])),  # absent in older packages
         channels=list(raw["channels"]),
         units=list(raw["units"]),
         mean=norm["mean"].numpy(),
