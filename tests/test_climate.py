@@ -215,6 +215,12 @@ def test_climate_table_puts_runs_side_by_side_with_the_noise_floor(store, tmp_pa
                      "--no-progress", "--no-render"]) == 0
         results.append(out)
     capsys.readouterr()
+    bad = tmp_path / "bad.nc"
+    bad.write_text("not netCDF")
+    assert main(["climate-table", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("forecast climate-table: error:") and str(bad) in err and "\n" not in err
+    results[1] = results[1] / "climate.csv"  # the table stands for its result, as make passes it
     assert main(["climate-table", *map(str, results), "--out", str(tmp_path / "table.csv")]) == 0
     assert "bias_rmse_vs_floor" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "table.csv").set_index(["name", "variable"])

@@ -345,14 +345,20 @@ def write_climate(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 def read_climate(path: str | Path) -> xr.Dataset:
-    """A ``climate.nc`` (or the folder holding it) written by :func:`write_climate`, in memory."""
+    """A ``climate.nc`` (or the folder holding it, or the ``climate.csv`` beside it) written by
+    :func:`write_climate`, in memory."""
     path = Path(path)
     if path.is_dir():
         path = path / "climate.nc"
+    elif path.name == "climate.csv":  # the table beside it: read the whole result
+        path = path.with_name("climate.nc")
     if not path.exists():
         raise InputError(f"no climate results at {path}; run `forecast climate` first")
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        out = ds.load()
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            out = ds.load()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a climate file of `forecast climate` ({exc})") from None
     if SOURCE not in out.dims or "bias" not in out:
         raise InputError(f"{path} is not a climate file of `forecast climate`")
     return out
