@@ -64,7 +64,10 @@ SFNO_DIFFERENCES = [
     "the reference is x = mlp(norm(spectral(x))) + skip(x) with one norm (here InstanceNorm2d: its 'layer_norm' "
     "normalises over the grid and has grid-sized parameters)",
     "skip across a grid change (first and last block): ours transforms the un-normalised input again (one more "
-    "SHT + ISHT in those blocks); the reference inverse-transforms the coefficients it already has",
+    "forward SHT in those blocks; filter and skip share one inverse SHT); the reference inverse-transforms the "
+    "coefficients it already has",
+    "transforms: ours does the longitude transform as a truncated real DFT matrix product, counted by the "
+    "roofline as matmul FLOPs (more FLOPs than the reference's FFT for the same work)",
     "encoder/decoder: ours are 2-layer pointwise MLPs and the decoder also sees the input (big_skip concat); the "
     "reference's are single 1x1 convolutions",
     "spectral weights: the same Driscoll-Healy shape (C x C x lmax, complex); ours stores them as real pairs",
