@@ -37,6 +37,8 @@ help:
 	@echo "make report       one HTML/Markdown page per product -> $(EVALUATION)/*/report.html"
 	@echo "make era5         build $(ERA5_STORE) from real ERA5 files in ERA5=$(ERA5)"
 	@echo "make era5-skill   train SFNO and AFNO on real ERA5 and score them (runs/era5-skill/*.csv)"
+	@echo "make climate-truth two ten-year reference runs of the embedded atmosphere (truth + noise floor)"
+	@echo "make climate      ten-year rollouts of SFNO, AFNO and torch-harmonics' SFNO, climate scores -> runs/climate/summary.csv"
 	@echo "make all          the whole pipeline on the embedded default data (skill, predict, ensemble, report)"
 	@echo "make bench        ingestion, ensemble/rollout and evaluation throughput and peak-memory benchmarks"
 	@echo "make clean        remove generated data and runs (DATA=$(DATA), runs/)"
