@@ -38,8 +38,7 @@ class Forecaster(nn.Module):
         # Channels whose area-weighted global mean a step leaves unchanged (conserved quantities, e.g. the
         # mass of a shallow-water layer): the mean of their increment is removed, in float64 so that
         # ten years of steps do not accumulate float32 rounding of the mean.
-        c = tendency_scale.numel()
-        mask = torch.zeros(c) if conserve is None else conserve.double().reshape(-1)
+        mask = torch.zeros(tendency_scale.numel()) if conserve is None else conserve.reshape(-1)
         self.register_buffer("conserve", mask.double().reshape(1, -1, 1, 1), persistent=False)
         h = static.shape[-2]
         w = torch.ones(h) if area_weights is None else torch.as_tensor(area_weights)

@@ -35,7 +35,7 @@ from forecast.models.layers import (
     norm_layer,
 )
 
-__all__ = ["SFNO", "SFNOBlock", "SpectralConvS2", "internal_grid"]
+__all__ = ["SFNO", "SFNOBlock", "SpectralConvS2", "band_limit", "internal_grid"]
 
 GridSpec = tuple[str, int, int]  # (grid type, nlat, nlon)
 
@@ -103,12 +103,14 @@ class SpectralConvS2(nn.Module):
 
         ``(B, nlat_in, nlon_in, C) -> (B, nlat_out, nlon_out, C)``; the identity when the grids are the same.
         """
-        t = self.transforms
-        if t.same_grid:
-            return x
-        with _full_precision(x) as x32:
-            y = t.synthesis(t.analysis(x32))
-        return y.to(x.dtype)
+        return x if self.transforms.same_grid else band_limit(self.transforms, x)
+
+
+def band_limit(transforms: SHTPair, x: Tensor) -> Tensor:
+    """``x`` ``(B, nlat_in, nlon_in, C)`` truncated at the transforms' ``(lmax, mmax)``, on their output grid."""
+    with _full_precision(x) as x32:
+        y = transforms.synthesis(transforms.analysis(x32))
+    return y.to(x.dtype)
 
 
 class SFNOBlock(nn.Module):
@@ -229,8 +231,7 @@ class SFNO(nn.Module):
             h = torch.cat([h, xl], dim=-1)  # (B, nlat, nlon, D + C_in)
         out = self.decoder(h)  # (B, nlat, nlon, C_out)
         if self.output_filter is not None:
-            with _full_precision(out) as out32:
-                out = self.output_filter.synthesis(self.output_filter.analysis(out32)).to(out.dtype)
+            out = band_limit(self.output_filter, out)
         return out.permute(0, 3, 1, 2).contiguous()  # (B, C_out, nlat, nlon)
 
     def for_grid(self, grid_type: str, nlat: int, nlon: int) -> SFNO:

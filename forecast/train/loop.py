@@ -24,16 +24,15 @@ from torch.utils.data import DataLoader, Sampler
 
 from forecast.config import dump_config
 from forecast.data.dataset import WindowDataset
-from forecast.data.features import FORCING_NAMES, POSITION_NAMES, static_inputs
 from forecast.data.store import TrainingStore, open_training_store
 from forecast.errors import InputError
 from forecast.grids import area_weights
-from forecast.models import build_model, count_parameters
+from forecast.models import count_parameters
 from forecast.models.forecaster import Forecaster
 from forecast.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from forecast.train.config import TrainConfig
 from forecast.train.losses import AreaWeightedMSE
-from forecast.train.package import load_package, save_package
+from forecast.train.package import assemble_forecaster, load_package, save_package
 from forecast.train.schedule import EMA, warmup_cosine
 
 __all__ = ["EpochSampler", "TrainResult", "build_forecaster", "resolve_device", "train", "validate"]
@@ -104,22 +103,9 @@ class EpochSampler(Sampler[int]):
         return (self.batches_per_epoch - self.skip) * self.batch_size
 
 
-def conserve_mask(names: list[str], channels: list[str], source: str) -> torch.Tensor:
-    """``(C,)`` bool: which of ``channels`` are in ``names`` (an unknown name is an error naming ``source``)."""
-    unknown = sorted(set(names) - set(channels))
-    if unknown:
-        raise InputError(f"{source}: conserve_global_mean names {unknown}, not channels of the store {channels}")
-    return torch.tensor([c in names for c in channels])
-
-
 def build_forecaster(config: TrainConfig, store: TrainingStore) -> Forecaster:
-    n_in = len(store.channels) + len(store.static_names) + len(POSITION_NAMES) + len(FORCING_NAMES)
-    net = build_model(config.model, store.grid_type, len(store.latitudes), len(store.longitudes), n_in,
-                      len(store.channels))
-    static = torch.from_numpy(static_inputs(store.static, store.latitudes, store.longitudes))
-    conserve = conserve_mask(config.conserve_global_mean, list(store.channels), f"train config {config.name}")
-    return Forecaster(net, static, torch.from_numpy(store.tendency_std / store.std), residual=config.residual,
-                      conserve=conserve, area_weights=torch.from_numpy(area_weights(store.latitudes)))
+    return assemble_forecaster(config.model, store, config.residual, config.conserve_global_mean,
+                               source=f"train config {config.name}")
 
 
 def _autocast(device: torch.device, amp: str):

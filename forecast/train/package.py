@@ -60,16 +60,8 @@ class ModelPackage:
         return len(self.channels) + len(self.static_names) + len(POSITION_NAMES) + len(FORCING_NAMES)
 
     def build_forecaster(self, device: str | torch.device = "cpu") -> Forecaster:
-        net = build_model(self.model_config, self.grid_type, len(self.latitudes), len(self.longitudes),
-                          self.in_channels, len(self.channels))
-        forecaster = Forecaster(
-            net,
-            torch.from_numpy(static_inputs(self.static, self.latitudes, self.longitudes)),
-            torch.from_numpy(self.tendency_std / self.std),
-            residual=self.residual,
-            conserve=torch.tensor([c in self.conserve_global_mean for c in self.channels]),
-            area_weights=torch.from_numpy(area_weights(self.latitudes)),
-        )
+        forecaster = assemble_forecaster(self.model_config, self, self.residual, self.conserve_global_mean,
+                                         source="model package")
         forecaster.network.load_state_dict(self.state_dict)
         return forecaster.to(device).eval()
 
@@ -83,6 +75,30 @@ class ModelPackage:
         mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)[:, None, None]
         std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None]
         return x * std + mean
+
+
+def assemble_forecaster(model_config: ModelConfig, data: Any, residual: bool, conserve_global_mean: list[str],
+                        source: str) -> Forecaster:
+    """A freshly initialised :class:`Forecaster` for ``data``: a training store or a :class:`ModelPackage`
+    (anything with ``channels, static_names, static, grid_type, latitudes, longitudes, std, tendency_std``).
+
+    Training and packages both build through here, so a trained model and its package assemble alike.
+    ``source`` names the config in the error for an unknown ``conserve_global_mean`` channel.
+    """
+    channels = list(data.channels)
+    unknown = sorted(set(conserve_global_mean) - set(channels))
+    if unknown:
+        raise InputError(f"{source}: conserve_global_mean names {unknown}, not channels of the store {channels}")
+    n_in = len(channels) + len(data.static_names) + len(POSITION_NAMES) + len(FORCING_NAMES)
+    net = build_model(model_config, data.grid_type, len(data.latitudes), len(data.longitudes), n_in, len(channels))
+    return Forecaster(
+        net,
+        torch.from_numpy(static_inputs(data.static, data.latitudes, data.longitudes)),
+        torch.from_numpy(data.tendency_std / data.std),
+        residual=residual,
+        conserve=torch.tensor([c in conserve_global_mean for c in channels]),
+        area_weights=torch.from_numpy(area_weights(data.latitudes)),
+    )
 
 
 def save_package(path: str | Path, network: torch.nn.Module, model_config: ModelConfig, residual: bool,
