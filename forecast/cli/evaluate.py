@@ -1,0 +1,148 @@
+"""Sub-commands of the evaluation stage: ``climatology``, ``evaluate``, ``render``, ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from forecast.cli.common import add_overrides
+from forecast.errors import InputError
+
+
+def _evaluate_config(args: argparse.Namespace, extra: list[str] | None = None):
+    """The evaluation config: ``--config`` (or the defaults) with command-line options and ``--set`` applied."""
+    from forecast.config import load_config, validate_config
+    from forecast.evaluate.config import EvaluateConfig
+
+    overrides = list(extra or []) + list(args.overrides)
+    if args.config:
+        return load_config(EvaluateConfig, args.config, overrides)
+    return validate_config(EvaluateConfig, {}, overrides, source="the evaluation options")
+
+
+def _cmd_climatology(args: argparse.Namespace) -> int:
+    from forecast.evaluate.align import open_truth
+    from forecast.evaluate.climatology import build_climatology, write_climatology
+
+    extra = [f"climatology.{k}={v}" for k, v in (("start", args.start), ("end", args.end),
+                                                  ("window_days", args.window)) if v is not None]
+    config = _evaluate_config(args, extra)
+    out = args.out or config.climatology.path
+    if out is None:
+        raise InputError("where should the climatology go? pass --out PATH (or set climatology.path in the config)")
+    c = config.climatology
+    clim = build_climatology(open_truth(args.store), config.variables, c.start, c.end, c.window_days,
+                             progress=not args.no_progress)
+    write_climatology(clim, out)
+    print(f"wrote {out}: {len(clim.data_vars)} channel(s) x 366 days x {clim.sizes['hour']} hour(s) from "
+          f"{clim.attrs['n_times']} fields over {clim.attrs['period_start']} .. {clim.attrs['period_end']} "
+          f"({c.window_days}-day window)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from forecast.evaluate.score import run_evaluate, score_summary
+
+    extra = []
+    if args.climatology:
+        extra.append(f"climatology.path={args.climatology}")
+    if args.scheduler:
+        extra.append(f"scheduler={args.scheduler}")
+    if args.workers:
+        extra.append(f"workers={args.workers}")
+    config = _evaluate_config(args, extra)
+    result = run_evaluate(config, args.product, args.truth, args.out, args.label, progress=not args.no_progress)
+    s = result.scores
+    table = score_summary(s).query("metric in ['rmse', 'acc', 'crps']")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"scored {s.attrs['forecast']} ({s.attrs['n_init_times']} initial times x {s.sizes['lead_time']} leads x "
+          f"{s.attrs['members']} member(s)) and {s.attrs['baselines'] or 'no baselines'} over "
+          f"{s.sizes['region']} region(s) in {result.seconds:.1f} s -> {result.netcdf}, {result.csv}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from forecast.render.run import render_evaluation
+
+    config = _evaluate_config(args)
+    index = render_evaluation(config, args.run_dir, args.product, args.truth, maps=not args.no_maps,
+                              progress=not args.no_progress)
+    figures = json.loads(index.read_text())["figures"]
+    print(f"drew {len(figures)} figure(s) in {index.parent} (listed in {index.name})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from forecast.render.report import write_report
+
+    md, html = write_report(args.run_dir, args.baseline)
+    print(f"wrote {html} and {md}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's sub-commands to the ``forecast`` parser."""
+    p = sub.add_parser("climatology", help="day-of-year x hour climatology of a store (for ACC and the baseline)",
+                       description="Average a store's fields by day of year and hour of day over its training "
+                                   "period (the store's statistics period unless --start/--end say otherwise), each "
+                                   "day over a centred window of days (61 by default, wrapping over the year end), "
+                                   "and write the result as its own zarr, read by `forecast evaluate`.")
+    p.add_argument("store", type=Path, help="training store (zarr) written by `forecast ingest`")
+    p.add_argument("--out", help="climatology zarr to write (default: climatology.path of the config)")
+    p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
+    p.add_argument("--start", help="first time averaged, e.g. 2000-01-01 (default: the training period's start)")
+    p.add_argument("--end", help="last time averaged, e.g. 2000-12-31T18:00 (default: the training period's end)")
+    p.add_argument("--window", type=int, help="smoothing window in days (odd, default 61)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overrides(p)
+    p.set_defaults(func=_cmd_climatology)
+
+    p = sub.add_parser("evaluate", help="score a forecast product against the truth and the baselines",
+                       description="Score a forecast product (zarr from `forecast predict`, deterministic or "
+                                   "ensemble) against a truth store on valid time (initial time + lead time) with "
+                                   "WeatherBench2's definitions: area-weighted RMSE, bias, MAE, uncentred ACC; for "
+                                   "ensembles fair CRPS, spread, spread/skill and rank histograms; zonal energy "
+                                   "spectra. Persistence and climatology are scored on exactly the same cases. "
+                                   "Regions: global, tropics, extra-tropics, land, sea and boxes from the config. "
+                                   "Reads the product lazily in chunks (dask), so products larger than memory are "
+                                   "scored. Writes scores.nc (dims metric, region, variable, lead_time) and "
+                                   "scores.csv.")
+    p.add_argument("product", type=Path, help="forecast product (zarr), e.g. runs/sfno_synth/forecasts/ensemble.zarr")
+    p.add_argument("--truth", help="store holding the truth at the valid times (default: `truth` of the config)")
+    p.add_argument("--climatology", help="climatology zarr from `forecast climatology` (default: climatology.path "
+                                         "of the config; without one it is built from the truth store)")
+    p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
+    p.add_argument("--out", type=Path, help="folder for scores.nc and scores.csv (default: output_dir of the config)")
+    p.add_argument("--label", help="name of the forecast in the scores (default: the product's name)")
+    p.add_argument("--scheduler", choices=["threads", "synchronous", "distributed"],
+                   help="dask scheduler; 'distributed' starts a dask.distributed LocalCluster")
+    p.add_argument("--workers", type=int, help="threads or cluster workers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overrides(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("render", help="maps, score plots, scorecards and a rollout GIF of an evaluation",
+                       description="Draw the figures of an evaluation folder (holding scores.nc) into its figures/ "
+                                   "folder: RMSE / ACC / CRPS against lead time with the baselines, scorecards of "
+                                   "relative skill per region, spread/skill and rank histograms of ensembles, zonal "
+                                   "energy spectra, cartopy maps of forecast | truth | error (ensembles: mean, "
+                                   "spread) in the config's views with fixed per-variable colours, and a GIF of the "
+                                   "rollout. Coastlines come from Natural Earth files shipped in the package.")
+    p.add_argument("run_dir", type=Path, help="evaluation folder written by `forecast evaluate`")
+    p.add_argument("--config", type=Path, help="evaluation config (its `render` section: leads, views, ranges)")
+    p.add_argument("--product", help="forecast product (default: the one recorded in scores.nc)")
+    p.add_argument("--truth", help="truth store (default: the one recorded in scores.nc)")
+    p.add_argument("--no-maps", action="store_true", help="only the score plots (no product or store needed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_overrides(p)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("report", help="one HTML / Markdown page with an evaluation's tables and figures",
+                       description="Write report.html and report.md into an evaluation folder: what was scored, "
+                                   "the global scores at a few leads, the relative skill against a baseline, and "
+                                   "every figure of `forecast render`.")
+    p.add_argument("run_dir", type=Path, help="evaluation folder (scores.nc and figures/)")
+    p.add_argument("--baseline", default="persistence", choices=["persistence", "climatology"],
+                   help="baseline of the relative-skill table")
+    p.set_defaults(func=_cmd_report)
