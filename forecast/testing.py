@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["cds_dataset", "linear_package", "tiny_store", "write_cds_months"]
+__all__ = ["cds_dataset", "linear_package", "tiny_store", "weatherbench_store", "write_cds_months"]
 
 _ATTRS = {
     "z": {"units": "m**2 s**-2", "long_name": "Geopotential", "standard_name": "geopotential"},
@@ -89,6 +89,47 @@ def write_cds_months(folder: Path, start: str, months: int, **kwargs) -> list[Pa
         ds.to_netcdf(path, engine="netcdf4")
         paths.append(path)
     return paths
+
+
+# WeatherBench2 / ARCO-ERA5 long variable names of the analytic fields, and the level ones.
+_WB2_NAMES = {"z": "geopotential", "u": "u_component_of_wind", "msl": "mean_sea_level_pressure",
+              "t2m": "2m_temperature"}
+
+
+def weatherbench_store(path: Path, start: str = "2000-01-01", periods: int = 360,
+                       variables: tuple[str, ...] = ("z", "u", "msl", "t2m"), levels: tuple[int, ...] = (500, 850),
+                       nlat: int = 37, nlon: int = 72, latitude_ascending: bool = True, time_chunk: int = 4) -> Path:
+    """Write a zarr store laid out as WeatherBench2's and ARCO-ERA5's are, and return ``path``.
+
+    Zarr format 2 with Blosc (lz4, byte shuffle) like the public archives, consolidated metadata, long
+    variable names (``geopotential``, ``mean_sea_level_pressure``...) over ``(time, level, latitude,
+    longitude)`` (``level`` in hPa as integers; single-level variables lack it), 6-hourly ``time``, latitude
+    with poles ascending (WeatherBench2) or descending (``latitude_ascending=False``, ARCO-ERA5). Chunks hold
+    ``time_chunk`` times of one level of the whole grid, so a selection of one variable, one level and a few
+    times reads only the chunks that hold them. Values are :func:`analytic_field` plus ``level / 10`` (units
+    of the variable) at each level, so levels differ.
+    """
+    import numcodecs
+
+    times = pd.date_range(start, periods=periods, freq="6h").values
+    lat = np.linspace(-90.0, 90.0, nlat) if latitude_ascending else np.linspace(90.0, -90.0, nlat)
+    lon = np.arange(nlon) * 360.0 / nlon
+    data = {}
+    for name in variables:
+        values = analytic_field(name, times, lat, lon)
+        attrs = {"units": _ATTRS[name]["units"], "long_name": _ATTRS[name]["long_name"]}
+        if name in ("z", "u"):
+            stacked = np.stack([values + np.float32(lev / 10.0) for lev in levels], axis=1)
+            data[_WB2_NAMES[name]] = xr.Variable(("time", "level", "latitude", "longitude"), stacked, attrs)
+        else:
+            data[_WB2_NAMES[name]] = xr.Variable(("time", "latitude", "longitude"), values, attrs)
+    ds = xr.Dataset(data, coords={"time": times, "level": np.array(levels, dtype=np.int64), "latitude": lat,
+                                  "longitude": lon})
+    blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    encoding = {v: {"compressors": (blosc,), "chunks": (time_chunk,) + tuple(
+        1 if d == "level" else ds.sizes[d] for d in ds[v].dims[1:])} for v in ds.data_vars}
+    ds.to_zarr(path, mode="w", zarr_format=2, consolidated=True, encoding=encoding)
+    return path
 
 
 def tiny_store(root: Path, months: int = 2, nlat: int = 16, nlon: int = 32, grid: str = "legendre-gauss",

@@ -168,7 +168,9 @@ def build_dataset(config: IngestConfig) -> Assembled:
         files.extend(f for f in static_files if f.path not in {g.path for g in files})
         data[s.name] = regrid(_static_field(s, static_files), grid).astype(np.float32)
 
-    ds = xr.Dataset(data)
+    # The sources' encodings (a zarr-2 store's Blosc compressor, netCDF chunking and fill values) describe
+    # how *they* were stored; carried into the zarr-3 output they are invalid there, or wrong.
+    ds = xr.Dataset(data).drop_encoding()
     chunks = {TIME: block_steps(arrays.values(), config.output.time_chunk), LAT: -1, LON: -1}
     ds = ds.chunk({k: v for k, v in chunks.items() if k in ds.dims})
     ds = ds.assign_coords(
