@@ -37,33 +37,39 @@ class VariableInfo:
     units: str
     standard_name: str | None = None
     level_type: str = "pressure"  # "pressure", "surface" or "invariant"
+    # Values outside (low, high), in the canonical units, are not this quantity: a wrong units label (msl in
+    # hPa labelled Pa), another variable, a fill value. Generous: every level, season and climate of ERA5.
+    valid_range: tuple[float, float] | None = None
 
 
 # Canonical units are those the Climate Data Store writes into its netCDF files.
 VARIABLES: dict[str, VariableInfo] = {
     v.short_name: v
     for v in [
-        VariableInfo("z", "Geopotential", "m**2 s**-2", "geopotential"),
-        VariableInfo("t", "Temperature", "K", "air_temperature"),
-        VariableInfo("u", "U component of wind", "m s**-1", "eastward_wind"),
-        VariableInfo("v", "V component of wind", "m s**-1", "northward_wind"),
-        VariableInfo("q", "Specific humidity", "kg kg**-1", "specific_humidity"),
-        VariableInfo("vo", "Vorticity (relative)", "s**-1", "atmosphere_relative_vorticity"),
-        VariableInfo("d", "Divergence", "s**-1", "divergence_of_wind"),
-        VariableInfo("w", "Vertical velocity", "Pa s**-1", "lagrangian_tendency_of_air_pressure"),
-        VariableInfo("r", "Relative humidity", "%", "relative_humidity"),
-        VariableInfo("msl", "Mean sea level pressure", "Pa", "air_pressure_at_mean_sea_level", "surface"),
-        VariableInfo("sp", "Surface pressure", "Pa", "surface_air_pressure", "surface"),
-        VariableInfo("t2m", "2 metre temperature", "K", "air_temperature", "surface"),
-        VariableInfo("u10", "10 metre U wind component", "m s**-1", "eastward_wind", "surface"),
-        VariableInfo("v10", "10 metre V wind component", "m s**-1", "northward_wind", "surface"),
+        VariableInfo("z", "Geopotential", "m**2 s**-2", "geopotential", valid_range=(-1e4, 6e5)),
+        VariableInfo("t", "Temperature", "K", "air_temperature", valid_range=(150.0, 350.0)),
+        VariableInfo("u", "U component of wind", "m s**-1", "eastward_wind", valid_range=(-200.0, 200.0)),
+        VariableInfo("v", "V component of wind", "m s**-1", "northward_wind", valid_range=(-200.0, 200.0)),
+        VariableInfo("q", "Specific humidity", "kg kg**-1", "specific_humidity", valid_range=(-1e-3, 0.05)),
+        VariableInfo("vo", "Vorticity (relative)", "s**-1", "atmosphere_relative_vorticity",
+                     valid_range=(-0.05, 0.05)),
+        VariableInfo("d", "Divergence", "s**-1", "divergence_of_wind", valid_range=(-0.05, 0.05)),
+        VariableInfo("w", "Vertical velocity", "Pa s**-1", "lagrangian_tendency_of_air_pressure",
+                     valid_range=(-100.0, 100.0)),
+        VariableInfo("r", "Relative humidity", "%", "relative_humidity", valid_range=(-10.0, 200.0)),
+        VariableInfo("msl", "Mean sea level pressure", "Pa", "air_pressure_at_mean_sea_level", "surface",
+                     (85_000.0, 110_000.0)),
+        VariableInfo("sp", "Surface pressure", "Pa", "surface_air_pressure", "surface", (40_000.0, 110_000.0)),
+        VariableInfo("t2m", "2 metre temperature", "K", "air_temperature", "surface", (150.0, 350.0)),
+        VariableInfo("u10", "10 metre U wind component", "m s**-1", "eastward_wind", "surface", (-100.0, 100.0)),
+        VariableInfo("v10", "10 metre V wind component", "m s**-1", "northward_wind", "surface", (-100.0, 100.0)),
         VariableInfo("tcwv", "Total column vertically-integrated water vapour", "kg m**-2",
-                     "lwe_thickness_of_atmosphere_mass_content_of_water_vapor", "surface"),
-        VariableInfo("sst", "Sea surface temperature", "K", "sea_surface_temperature", "surface"),
-        VariableInfo("siconc", "Sea ice area fraction", "1", "sea_ice_area_fraction", "surface"),
-        VariableInfo("lsm", "Land-sea mask", "1", "land_binary_mask", "invariant"),
+                     "lwe_thickness_of_atmosphere_mass_content_of_water_vapor", "surface", (-1.0, 150.0)),
+        VariableInfo("sst", "Sea surface temperature", "K", "sea_surface_temperature", "surface", (260.0, 320.0)),
+        VariableInfo("siconc", "Sea ice area fraction", "1", "sea_ice_area_fraction", "surface", (-0.01, 1.01)),
+        VariableInfo("lsm", "Land-sea mask", "1", "land_binary_mask", "invariant", (-0.01, 1.01)),
         VariableInfo("orography", "Height of the surface above sea level", "m", "surface_altitude",
-                     "invariant"),
+                     "invariant", (-1000.0, 9000.0)),
     ]
 }
 
@@ -147,3 +153,17 @@ def parse_duration(text: str) -> np.timedelta64:
     pandas 3 wants ``D`` for days; a lower-case ``d`` after a number is accepted here.
     """
     return pd.Timedelta(re.sub(r"(?<=\d)d(?![a-z])", "D", str(text).strip())).to_timedelta64().astype("timedelta64[ns]")
+
+
+def fmt_time(t: np.datetime64 | pd.Timestamp) -> str:
+    """A time as messages name it: ``2000-01-31T18:00``."""
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")
+
+
+def fmt_step(step: np.timedelta64 | pd.Timedelta) -> str:
+    """A duration as people write time steps: ``6h``, ``30min``, ``1d``."""
+    td = pd.Timedelta(step)
+    for unit, size in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1))):
+        if td >= size and td % size == pd.Timedelta(0):
+            return f"{td // size}{unit}"
+    return f"{td.total_seconds():g}s"

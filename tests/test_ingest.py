@@ -78,13 +78,13 @@ def test_regrid_to_gaussian_conserves_global_mean(two_months, tmp_path):
 def test_statistics_match_hand_computation_over_training_period(tmp_path):
     # A field that is uniform in space and equal to its time index: mean/std are those of 0..n-1.
     ds = cds_dataset("2000-01-01", 40, variables=("msl",))
-    ds["msl"][:] = np.arange(40, dtype=np.float32)[:, None, None] * 10.0 + 1000.0
+    ds["msl"][:] = np.arange(40, dtype=np.float32)[:, None, None] * 10.0 + 100000.0
     (tmp_path / "raw").mkdir()
     ds.to_netcdf(tmp_path / "raw/a.nc")
     cfg = make_config([str(tmp_path / "raw/a.nc")], tmp_path / "s.zarr",
                       stats={"start": "2000-01-01T00:00", "end": "2000-01-05T18:00"})
     out = ingest(cfg)
-    x = np.arange(20) * 10.0 + 1000.0  # 5 days x 4 steps inside the statistics period
+    x = np.arange(20) * 10.0 + 100000.0  # 5 days x 4 steps inside the statistics period
     assert float(out.stats_mean[0]) == pytest.approx(x.mean(), rel=1e-12)
     assert float(out.stats_std[0]) == pytest.approx(x.std(), rel=1e-9)
     assert float(out.stats_tendency_mean[0]) == pytest.approx(10.0, rel=1e-9)
@@ -93,17 +93,17 @@ def test_statistics_match_hand_computation_over_training_period(tmp_path):
 
 
 def test_statistics_are_area_weighted(tmp_path):
-    # msl = 1000 + 100 sin(lat) on a 5 deg grid: the area-weighted mean is 1000 exactly (symmetry
+    # msl = 1e5 + 100 sin(lat) on a 5 deg grid: the area-weighted mean is 1e5 exactly (symmetry
     # holds for any weights), but std must be the area-weighted one: sqrt(E_w[100^2 sin^2(lat)]).
     ds = cds_dataset("2000-01-01", 8, variables=("msl",))
     lat = np.deg2rad(ds.latitude.values)
-    ds["msl"][:] = (1000.0 + 100.0 * np.sin(lat))[None, :, None].astype(np.float32)
+    ds["msl"][:] = (100000.0 + 100.0 * np.sin(lat))[None, :, None].astype(np.float32)
     (tmp_path / "raw").mkdir()
     ds.to_netcdf(tmp_path / "raw/a.nc")
     out = ingest(make_config([str(tmp_path / "raw/a.nc")], tmp_path / "s.zarr"))
     edges = np.concatenate([[np.pi / 2], 0.5 * (lat[1:] + lat[:-1]), [-np.pi / 2]])
     w = np.sin(edges[:-1]) - np.sin(edges[1:])
-    f = (1000.0 + 100.0 * np.sin(lat)).astype(np.float32).astype(np.float64)
+    f = (100000.0 + 100.0 * np.sin(lat)).astype(np.float32).astype(np.float64)
     mean = (w * f).sum() / w.sum()
     std = np.sqrt((w * (f - mean) ** 2).sum() / w.sum())
     assert float(out.stats_mean[0]) == pytest.approx(mean, rel=1e-9)

@@ -334,6 +334,35 @@ def test_afno_hard_thresholding_removes_high_modes():
     assert spec[:, freq < 2, :4].abs().max() > 1e-6
 
 
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_afno_filter_equals_the_complex_block_mlp_written_out(fraction):
+    """The real interleaved GEMMs equal FourCastNet's mixing in complex arithmetic: per block
+    ``softshrink(W2 relu(W1 z + b1) + b2)`` with ReLU and soft-shrinkage on real and imaginary parts,
+    on the kept modes of the 2-D real FFT, zero elsewhere."""
+    from forecast.models.afno import AFNOFilter
+
+    torch.manual_seed(0)
+    filt = AFNOFilter(12, 3, sparsity_threshold=0.01, hard_thresholding_fraction=fraction,
+                      hidden_size_factor=2).double()
+    for p in filt.parameters():
+        p.data.normal_(0.0, 0.5)
+    x = torch.randn(2, 6, 10, 12, dtype=torch.float64)
+    w1, b1 = torch.complex(filt.w1[0], filt.w1[1]), torch.complex(filt.b1[0], filt.b1[1])
+    w2, b2 = torch.complex(filt.w2[0], filt.w2[1]), torch.complex(filt.b2[0], filt.b2[1])
+
+    def cplx(f, z):
+        return torch.complex(f(z.real), f(z.imag))
+
+    zf = torch.fft.rfft2(x, dim=(1, 2), norm="ortho").reshape(2, 6, 6, 3, 4)  # (B, h, w//2+1, blocks, bs)
+    hid = cplx(torch.relu, torch.einsum("...ki,kio->...ko", zf, w1) + b1)
+    out = cplx(lambda t: nn.functional.softshrink(t, 0.01), torch.einsum("...ki,kio->...ko", hid, w2) + b2)
+    out = out.reshape(2, 6, 6, 12)
+    k_lat, k_lon = filt.kept_modes(6, 10)
+    keep = (torch.fft.fftfreq(6, d=1 / 6).abs() < k_lat)[:, None] & (torch.arange(6) < k_lon)[None, :]
+    expected = torch.fft.irfft2(out * keep[None, :, :, None], s=(6, 10), dim=(1, 2), norm="ortho")
+    torch.testing.assert_close(filt(x), expected, rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------- trainability
 
 

@@ -77,8 +77,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     try:
         result = run_predict(config, progress=not args.no_progress)
     except RolloutDiverged as exc:
-        print(f"forecast predict: {exc}\npartial product (complete: false) kept at {config.output.path}",
-              file=sys.stderr)
+        notes = getattr(exc, "__notes__", [])  # the writer's: a complete product it was to replace is kept
+        kept = notes[0] if notes else f"partial product (complete: false) kept at {config.output.path}"
+        print(f"forecast predict: {exc}\n{kept}", file=sys.stderr)
         return 3
     print(f"wrote {result.path}: {result.init_times.size} initial time(s) x {result.members} member(s) x "
           f"{result.n_steps} step(s) in {result.seconds:.1f} s ({result.member_steps_per_s:.1f} member-steps/s)"

@@ -51,7 +51,7 @@ from forecast.evaluate.metrics import (
 )
 from forecast.evaluate.regions import REGION, region_masks
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
-from forecast.storage import atomic_file
+from forecast.storage import atomic_files
 
 __all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "forecast_names",
            "read_scores", "run_evaluate", "score_summary", "scores_table", "write_scores"]
@@ -287,13 +287,13 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
 
 
 def write_scores(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
-    """``scores.nc`` (everything) and ``scores.csv`` (:func:`scores_table`) in ``out_dir``, each atomically."""
+    """``scores.nc`` (everything) and ``scores.csv`` (:func:`scores_table`) in ``out_dir``, as one unit: both
+    replace the previous pair or neither does (:func:`forecast.storage.atomic_files`)."""
     out_dir = Path(out_dir)
     nc, csv = out_dir / "scores.nc", out_dir / "scores.csv"
-    with atomic_file(csv) as tmp:
-        scores_table(ds).to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_file(nc) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
+    with atomic_files([nc, csv]) as (tmp_nc, tmp_csv):
+        scores_table(ds).to_csv(tmp_csv, index=False, float_format="%.6g")
+        ds.to_netcdf(tmp_nc, engine="netcdf4")
     return nc, csv
 
 

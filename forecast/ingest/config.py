@@ -32,6 +32,10 @@ class SourceConfig(StrictModel):
     member: int | None = None
     # Source variable name -> ERA5 short name, for names the built-in aliases do not know.
     rename: dict[str, str] = Field(default_factory=dict)
+    # Source dimension (and its coordinate) -> the name ingestion knows, e.g. {time_index: time}.
+    rename_dims: dict[str, str] = Field(default_factory=dict)
+    # CF units of a time axis stored as plain numbers, e.g. "hours since 1940-01-01" (the file lacks them).
+    time_units: str | None = None
 
 
 class ChannelConfig(StrictModel):
@@ -40,6 +44,9 @@ class ChannelConfig(StrictModel):
     variable: str
     level: float | None = None
     name: str | None = None
+    # Plausible values in the variable's canonical units; None: the variable's own (forecast.schema), "any": no
+    # check. The first slab of values outside it is refused (a wrong units label gives a wrong store).
+    valid_range: tuple[float, float] | Literal["any"] | None = None
 
     @property
     def channel(self) -> str:
@@ -54,6 +61,7 @@ class StaticConfig(StrictModel):
     source: SourceConfig
     # Convert to these units if they differ from the variable's canonical ones (e.g. orography in m).
     units: str | None = None
+    valid_range: tuple[float, float] | Literal["any"] | None = None  # as for a channel
 
 
 class GridConfig(StrictModel):
@@ -68,13 +76,23 @@ class GridConfig(StrictModel):
 
 
 class TimeConfig(StrictModel):
-    """Time window and step of the store; ``None`` bounds take what the sources hold."""
+    """Time window and step of the store; ``None`` bounds take what the sources hold.
+
+    Sources must cover ``start`` .. ``end`` (missing steps at either end are an error like a gap) unless
+    ``open_ended``. Sources finer than ``step`` are subsampled at the step's synoptic times (00/06/12/18 UTC
+    for 6 h). Irregular sources (e.g. 7-8 h apart) are brought onto the step's grid with ``resample``:
+    ``nearest`` (the closest source time) or ``linear`` (in time, between the two around it); source times
+    more than ``max_gap`` apart are not bridged.
+    """
 
     start: Timestamp | None = None
     end: Timestamp | None = None
     step: str = "6h"
+    open_ended: bool = False
+    resample: Literal["none", "nearest", "linear"] = "none"
+    max_gap: str = "12h"
 
-    @field_validator("step")
+    @field_validator("step", "max_gap")
     @classmethod
     def _valid_step(cls, value: str) -> str:
         try:

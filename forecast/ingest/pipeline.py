@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 
@@ -25,14 +26,15 @@ from forecast import __version__
 from forecast.compute import session
 from forecast.config import dump_config
 from forecast.errors import InputError
-from forecast.grids import latitude_bounds, longitude_bounds
+from forecast.grids import Grid, latitude_bounds, longitude_bounds
 from forecast.ingest.config import IngestConfig, StaticConfig
 from forecast.ingest.conventions import convert_units
 from forecast.ingest.readers import SourceFile, _open_raw, detect_format, open_sources
 from forecast.ingest.regrid import regrid
 from forecast.ingest.stats import StatsAccumulator
+from forecast.ingest.timeaxis import check_period, check_range, resample_time
 from forecast.ingest.validate import assemble_variable, check_time_axis, find_unreadable, fmt_time
-from forecast.schema import LAT, LEVEL, LON, TIME, VARIABLES
+from forecast.schema import LAT, LEVEL, LON, TIME, VARIABLES, canonical_units
 from forecast.storage import atomic_directory
 
 __all__ = ["IngestResult", "build_dataset", "run_ingest", "store_fingerprint"]
@@ -137,6 +139,9 @@ def build_dataset(config: IngestConfig) -> Assembled:
     origins: dict[str, dict[np.datetime64, Path]] = {}
     for ch in config.channels:
         da, origin = assemble_variable(files, ch.variable, ch.level)
+        if config.time.resample != "none":
+            da, origin = resample_time(da, step, config.time.resample, pd.Timedelta(config.time.max_gap), ch.channel,
+                                       origin)
         da = da.sel({TIME: slice(config.time.start, config.time.end)})
         if da.sizes[TIME] == 0:
             raise InputError(
@@ -145,6 +150,8 @@ def build_dataset(config: IngestConfig) -> Assembled:
         keep = check_time_axis(da[TIME].values, step, ch.channel, origin)
         if keep.size != da.sizes[TIME]:
             da = da.sel({TIME: keep})
+        if not config.time.open_ended:
+            check_period(keep, config.time.start, config.time.end, step, ch.channel, origin)
         units = VARIABLES[ch.variable].units if ch.variable in VARIABLES else da.attrs.get("units", "1")
         arrays[ch.channel] = da.assign_attrs(_channel_attrs(ch.variable, ch.level, units))
         origins[ch.channel] = origin
@@ -162,7 +169,7 @@ def build_dataset(config: IngestConfig) -> Assembled:
                 f"channel {which!r} lacks {diff.size} time(s) that channel {other!r} has: {shown}"
             )
 
-    data = {name: regrid(da, grid) for name, da in arrays.items()}
+    data = {name: _regrid_named(da, grid, origins[name]) for name, da in arrays.items()}
     for s in config.static:
         static_files = open_sources(s.source)
         files.extend(f for f in static_files if f.path not in {g.path for g in files})
@@ -181,6 +188,46 @@ def build_dataset(config: IngestConfig) -> Assembled:
     ds[LON].attrs["bounds"] = "longitude_bnds"
     ds[TIME].attrs.update({"standard_name": "time", "long_name": "valid time of the analysis"})
     return Assembled(ds, files, origins)
+
+
+def _regrid_named(da: xr.DataArray, grid: Grid, origin: dict[np.datetime64, Path]) -> xr.DataArray:
+    """:func:`regrid`, its refusals (a regional source grid) naming the file and variable."""
+    try:
+        return regrid(da, grid)
+    except InputError as exc:
+        first = origin.get(da[TIME].values[0], "?") if TIME in da.dims else "?"
+        raise InputError(f"{first}: variable {da.attrs.get('short_name', da.name)!r}: {exc}") from exc
+
+
+def _expected_ranges(config: IngestConfig) -> dict[str, tuple[float, float]]:
+    """Plausible value range per store variable (channels and static fields) in its store units: the config's
+    ``valid_range``, else the quantity's own (:data:`forecast.schema.VARIABLES`); ``any`` is not checked."""
+    out = {}
+    for name, variable, given, units in [*((c.channel, c.variable, c.valid_range, None) for c in config.channels),
+                                         *((s.name, s.variable, s.valid_range, s.units) for s in config.static)]:
+        if given is not None:
+            if given != "any":
+                out[name] = (float(given[0]), float(given[1]))
+            continue
+        for key in (name, variable):  # a static field's name says its units (orography in m from z)
+            info = VARIABLES.get(key)
+            if info and info.valid_range and (units is None or canonical_units(units) == info.units):
+                out[name] = info.valid_range
+                break
+    return out
+
+
+def _check_ranges(low: xr.Dataset, high: xr.Dataset, times: np.ndarray, config: IngestConfig,
+                  assembled: Assembled) -> None:
+    """Refuse store variables whose ``[low, high]`` (over the slab ``times``; static fields whole) leave their
+    plausible range, naming the files the values came from."""
+    for name, expected in _expected_ranges(config).items():
+        if name not in low:
+            continue
+        origin = assembled.origins.get(name, {})
+        files = sorted({origin[t] for t in times if t in origin}) or sorted({f.path for f in assembled.files})
+        check_range(name, float(low[name]), float(high[name]), expected, str(low[name].attrs.get("units", "")),
+                    files)
 
 
 def store_fingerprint(config: IngestConfig, files: Sequence[SourceFile]) -> str:
@@ -216,6 +263,8 @@ def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assemble
     ds = ds.assign({v: ds[v].load() for v in static})
     if static:
         _raise_on_nans(ds[static].isnull().sum([LAT, LON]), assembled)
+        _check_ranges(ds[static].min(keep_attrs=True), ds[static].max(keep_attrs=True), np.array([]), config,
+                      assembled)
     # zarr chunks are time_chunk steps; the dask blocks are multiples of it, so writes never share a chunk.
     encoding = {v: {"chunks": (config.output.time_chunk, ds.sizes[LAT], ds.sizes[LON])} for v in time_vars}
     encoding.update({v: {"chunks": tuple(ds[v].shape)} for v in static})
@@ -236,7 +285,9 @@ def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assemble
                 write = part.to_zarr(tmp, region={TIME: slice(a, a + part.sizes[TIME])}, compute=False,
                                      consolidated=False, zarr_format=3)
                 partials = stats.partials(part) if stats is not None else None
-                lazy = [write, part.isnull().sum([LAT, LON])]
+                # The first slab's value range is checked with its write: a wrong units label shows at once.
+                lazy = [write, part.isnull().sum([LAT, LON]), *([part.min(keep_attrs=True),
+                                                                 part.max(keep_attrs=True)] if a == 0 else [])]
                 if partials is not None:
                     lazy += [partials.sums, partials.first, partials.last]
                 try:
@@ -247,6 +298,9 @@ def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assemble
                     _raise_unreadable(assembled, exc)
                     raise
                 _raise_on_nans(nans, assembled)
+                if a == 0:
+                    low, high, *done = done
+                    _check_ranges(low, high, part[TIME].values, config, assembled)
                 if partials is not None:
                     partials.sums, partials.first, partials.last = done
                     stats.add(partials)

@@ -17,6 +17,7 @@ import xarray as xr
 from forecast.errors import InputError
 from forecast.ingest.config import SourceConfig
 from forecast.ingest.conventions import normalise
+from forecast.ingest.timeaxis import prepare_time, require_datetime
 from forecast.schema import TIME
 
 __all__ = ["SourceFile", "detect_format", "expand_paths", "open_source", "open_sources"]
@@ -74,13 +75,13 @@ def _disk_size(path: Path) -> int:
 NETCDF_CHUNK_CACHE_BYTES = 1 << 20
 
 
-def _open_raw(path: Path, fmt: str) -> xr.Dataset:
+def _open_raw(path: Path, fmt: str, decode_times: bool = True) -> xr.Dataset:
     if fmt == "netcdf":
         import netCDF4
 
         netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_BYTES, 521, 0.75)
         # chunks={} keeps the file's own chunking: a CDS file compressed as one block is read once.
-        return xr.open_dataset(path, engine="netcdf4", chunks={}, cache=False)
+        return xr.open_dataset(path, engine="netcdf4", chunks={}, cache=False, decode_times=decode_times)
     if fmt == "grib":
         # indexpath="" keeps cfgrib from writing .idx files next to (possibly read-only) data.
         return xr.open_dataset(
@@ -91,24 +92,34 @@ def _open_raw(path: Path, fmt: str) -> xr.Dataset:
             backend_kwargs={"indexpath": "", "errors": "raise"},
         )
     if fmt == "zarr":
-        return xr.open_zarr(path, chunks={}, consolidated=None)
+        return xr.open_zarr(path, chunks={}, consolidated=None, decode_times=decode_times)
     raise InputError(f"{path}: unknown format {fmt!r}")
 
 
 def open_source(path: Path, fmt: str = "auto", member: int | None = None,
-                rename: dict[str, str] | None = None) -> SourceFile:
-    """Open and normalise one file; unreadable or truncated files raise :class:`InputError`."""
+                rename: dict[str, str] | None = None, rename_dims: dict[str, str] | None = None,
+                time_units: str | None = None) -> SourceFile:
+    """Open and normalise one file; unreadable or truncated files raise :class:`InputError`.
+
+    ``rename_dims`` and ``time_units`` give a way in to sources with other dimension names or an integer
+    time axis without CF units (:func:`forecast.ingest.timeaxis.prepare_time`)."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     try:
-        raw = _open_raw(path, fmt)
+        # Given units replace the file's: its own may be what does not decode.
+        raw = _open_raw(path, fmt, decode_times=time_units is None)
     except InputError:
         raise
     except Exception as exc:  # netCDF4/HDF5/eccodes raise many types for a damaged file
+        if "decode" in str(exc) and "time" in str(exc):
+            raise InputError(f"{path}: its time axis is not CF-decodable ({exc}); set `time_units:` in the source "
+                             "config, e.g. time_units: 'hours since 1940-01-01'") from exc
         raise InputError(
             f"{path}: cannot be read as {fmt} ({type(exc).__name__}: {exc}); the file is unreadable "
             "or truncated - download it again"
         ) from exc
+    raw = prepare_time(raw, str(path), rename_dims, time_units)
     ds = normalise(raw, str(path), member=member, rename=rename)
+    require_datetime(ds, str(path))
     times = ds[TIME].values if TIME in ds.dims else np.array([], dtype="datetime64[ns]")
     return SourceFile(path=path, dataset=ds, nbytes=_disk_size(path), times=times)
 
@@ -116,6 +127,7 @@ def open_source(path: Path, fmt: str = "auto", member: int | None = None,
 def open_sources(config: SourceConfig) -> list[SourceFile]:
     """Open every file matched by ``config.paths``."""
     return [
-        open_source(p, config.format, member=config.member, rename=config.rename)
+        open_source(p, config.format, member=config.member, rename=config.rename, rename_dims=config.rename_dims,
+                    time_units=config.time_units)
         for p in expand_paths(config.paths)
     ]

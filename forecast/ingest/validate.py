@@ -15,22 +15,9 @@ import xarray as xr
 
 from forecast.errors import InputError
 from forecast.ingest.readers import SourceFile
-from forecast.schema import LEVEL, TIME
+from forecast.schema import LEVEL, TIME, fmt_step, fmt_time
 
 __all__ = ["assemble_variable", "check_time_axis", "find_unreadable", "fmt_step", "fmt_time"]
-
-
-def fmt_time(t: np.datetime64 | pd.Timestamp) -> str:
-    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M")
-
-
-def fmt_step(step: np.timedelta64 | pd.Timedelta) -> str:
-    """A duration as people write time steps: ``6h``, ``30min``, ``1d``."""
-    td = pd.Timedelta(step)
-    for unit, size in (("d", pd.Timedelta(days=1)), ("h", pd.Timedelta(hours=1)), ("min", pd.Timedelta(minutes=1))):
-        if td >= size and td % size == pd.Timedelta(0):
-            return f"{td // size}{unit}"
-    return f"{td.total_seconds():g}s"
 
 
 def _select_level(da: xr.DataArray, level: float | None, variable: str, path: Path) -> xr.DataArray:
@@ -82,8 +69,9 @@ def check_time_axis(
 ) -> np.ndarray:
     """Validate sorted ``times`` against ``step``; return the times to keep (a subsample if finer).
 
-    Sources finer than ``step`` (e.g. hourly for a 6-hourly store) are subsampled on the step's
-    grid; anything else that is not exactly regular is refused: gaps are listed with the files on
+    Sources finer than ``step`` (e.g. hourly for a 6-hourly store) are subsampled at the step's
+    synoptic times (00/06/12/18 UTC for 6 h; none there is an error); anything else that is not
+    exactly regular is refused: gaps are listed with the files on
     either side, and a step that does not divide the configured one is named.
     """
     times = np.asarray(times, dtype="datetime64[ns]")
@@ -109,7 +97,16 @@ def check_time_axis(
             f"({fmt_step(diffs[i])}, file {origin.get(times[i + 1], '?')}) is not a multiple of "
             f"{fmt_step(native)}"
         )
-    keep = times[(times - times[0]) % step_ns == np.timedelta64(0, "ns")]
+    keep = times
+    if native < step_ns:
+        # Subsample at the step's synoptic times (multiples of the step since midnight: 00/06/12/18 UTC for
+        # 6 h), never at the phase of whatever time the sources happen to start with.
+        keep = times[times.astype(np.int64) % step_ns.astype(np.int64) == 0]
+        if keep.size == 0:
+            raise InputError(
+                f"variable {variable!r}: the sources ({fmt_step(native)} steps from {fmt_time(times[0])}, "
+                f"{origin.get(times[0], '?')}) hold no time at the synoptic hours of the {fmt_step(step)} step "
+                f"(multiples of {fmt_step(step)} from 00 UTC); set time.resample: nearest or linear to use them")
     kd = np.diff(keep)
     if keep.size >= 2 and np.any(kd != step_ns):
         i = int(np.argmax(kd != step_ns))

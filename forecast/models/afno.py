@@ -29,14 +29,23 @@ from forecast.models.layers import DropPath, activation_layer
 __all__ = ["AFNO", "AFNOBlock", "AFNOFilter"]
 
 
-def _complex_linear(x_re: Tensor, x_im: Tensor, w: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Block-diagonal complex affine map of ``(..., blocks, in)`` real/imaginary parts to ``(..., blocks, out)``.
+def _complex_as_real_matrix(w: Tensor) -> Tensor:
+    """Block-diagonal complex weights ``(2, blocks, in, out)`` (real, imaginary first) as the real matrices
+    ``(blocks, 2 * in, 2 * out)`` acting on interleaved ``(re_0, im_0, re_1, im_1, ...)`` vectors.
 
-    ``w``: ``(2, blocks, in, out)`` and ``b``: ``(2, blocks, out)``, (real, imaginary) first.
+    ``(a + ib)(c + id) = (ac - bd) + i(ad + bc)``: row pair ``(re_i, im_i)`` maps to column pair
+    ``(re_o, im_o)`` through ``[[c, d], [-d, c]]``, so one real GEMM does the four real products.
     """
-    re = torch.einsum("...ki,kio->...ko", x_re, w[0]) - torch.einsum("...ki,kio->...ko", x_im, w[1]) + b[0]
-    im = torch.einsum("...ki,kio->...ko", x_im, w[0]) + torch.einsum("...ki,kio->...ko", x_re, w[1]) + b[1]
-    return re, im
+    re, im = w[0], w[1]  # (blocks, in, out)
+    from_re = torch.stack([re, im], dim=-1)  # (blocks, in, out, 2): re_i -> (re_o, im_o)
+    from_im = torch.stack([-im, re], dim=-1)  # im_i -> (re_o, im_o)
+    k, n_in, n_out = re.shape
+    return torch.stack([from_re, from_im], dim=2).reshape(k, 2 * n_in, 2 * n_out)
+
+
+def _complex_as_real_bias(b: Tensor) -> Tensor:
+    """Complex bias ``(2, blocks, out)`` as interleaved real ``(blocks, 1, 2 * out)``."""
+    return torch.stack([b[0], b[1]], dim=-1).flatten(-2)[:, None, :]
 
 
 class AFNOFilter(nn.Module):
@@ -85,22 +94,27 @@ class AFNOFilter(nn.Module):
 
     def _mix(self, x: Tensor) -> Tensor:
         b, h, w, d = x.shape  # (B, h, w, D)
-        xf = torch.fft.rfft2(x, dim=(1, 2), norm="ortho")  # (B, h, w // 2 + 1, D)
         k_lat, k_lon = self.kept_modes(h, w)
-        xf = xf[:, :, :k_lon]  # (B, h, k_lon, D): only the kept longitude modes are computed
-        xf = xf.reshape(b, h, k_lon, self.num_blocks, self.block_size)  # (B, h, k_lon, blocks, block_size)
-        real = xf.real.dtype
-        re, im = _complex_linear(xf.real, xf.imag, self.w1.to(real), self.b1.to(real))
-        re, im = torch.relu(re), torch.relu(im)
-        re, im = _complex_linear(re, im, self.w2.to(real), self.b2.to(real))
-        re = nn.functional.softshrink(re, self.sparsity_threshold)
-        im = nn.functional.softshrink(im, self.sparsity_threshold)
-        yf = torch.complex(re, im).reshape(b, h, k_lon, d)  # (B, h, k_lon, D)
-        # Latitude modes |k| >= k_lat are cut; FFT index j holds frequency j or j - h.
-        freq = torch.fft.fftfreq(h, d=1.0 / h, device=x.device).abs()
-        yf = yf * (freq < k_lat).to(real)[None, :, None, None]
-        yf = nn.functional.pad(yf, (0, 0, 0, w // 2 + 1 - k_lon))  # (B, h, w // 2 + 1, D)
-        return torch.fft.irfft2(yf, s=(h, w), dim=(1, 2), norm="ortho")  # (B, h, w, D)
+        # Longitude first, then latitude on the kept longitude modes only.
+        xf = torch.fft.rfft(x, dim=2, norm="ortho")[:, :, :k_lon]  # (B, h, k_lon, D)
+        xf = torch.fft.fft(xf, dim=1, norm="ortho")
+        # Complex (N, D) as interleaved reals, block-major for one batched GEMM per layer:
+        # (B, h, k_lon, D) -> (blocks, N, 2 * block_size), N = B * h * k_lon.
+        n = b * h * k_lon
+        z = torch.view_as_real(xf).reshape(n, self.num_blocks, 2 * self.block_size).transpose(0, 1)
+        real = z.dtype
+        z = torch.baddbmm(_complex_as_real_bias(self.b1.to(real)), z, _complex_as_real_matrix(self.w1.to(real)))
+        z = torch.baddbmm(_complex_as_real_bias(self.b2.to(real)), torch.relu(z),
+                          _complex_as_real_matrix(self.w2.to(real)))
+        z = nn.functional.softshrink(z, self.sparsity_threshold)  # (blocks, N, 2 * block_size)
+        yf = torch.view_as_complex(z.transpose(0, 1).reshape(b, h, k_lon, d, 2))  # (B, h, k_lon, D)
+        if k_lat < h // 2 + 1:
+            # Latitude modes |k| >= k_lat are cut; FFT index j holds frequency j or j - h.
+            freq = torch.fft.fftfreq(h, d=1.0 / h, device=x.device).abs()
+            yf = yf * (freq < k_lat).to(real)[None, :, None, None]
+        yf = torch.fft.ifft(yf, dim=1, norm="ortho")
+        # irfft zero-fills the longitude modes k_lon .. w // 2 that were cut.
+        return torch.fft.irfft(yf, n=w, dim=2, norm="ortho")  # (B, h, w, D)
 
 
 class AFNOBlock(nn.Module):

@@ -18,8 +18,9 @@ Atomicity. Everything is written into ``.NAME.partial-PID`` beside the final pat
 (:func:`forecast.storage.atomic_directory`) and renamed into place at the end, with ``complete: true``
 and ``last_lead_written`` in the attributes. If the run fails after writing some leads (a guard stops
 a diverging rollout, an error, Ctrl-C), the partial product is still renamed into place, readable,
-with ``complete: false`` and the ``incomplete_reason``; leads never written read as NaN. A run that
-fails before writing anything leaves nothing; a killed process (SIGKILL) leaves only the
+with ``complete: false`` and the ``incomplete_reason``; leads never written read as NaN, unless it was
+to replace a complete product (``overwrite=True``): then the complete one stays and the partial one is
+discarded. A run that fails before writing anything leaves nothing; a killed process (SIGKILL) leaves only the
 ``.partial`` folder, which never looks complete and which the next run removes. An existing product
 is replaced only with ``overwrite=True``. A complete product also holds a plain file
 :data:`COMPLETE_MARKER` (written last, inside the temporary folder, before the rename): what ``make``
@@ -45,7 +46,7 @@ import zarr
 from forecast.errors import InputError
 from forecast.products.layout import Naming, OutputVariable, dims_for, output_variables
 from forecast.schema import LAT, LON
-from forecast.storage import atomic_directory
+from forecast.storage import atomic_directory, check_output_path
 
 __all__ = ["CHUNK_TARGET_BYTES", "COMPLETE_MARKER", "ProductSpec", "ProductWriter", "lead_steps", "lead_timedeltas",
            "time_units"]
@@ -178,6 +179,7 @@ class ProductWriter:
         self.extra_attrs: dict[str, Any] = {}
         self.complete: bool | None = None
         self.reason: str | None = None
+        self.kept_previous = False  # a failed run left the complete product it was to replace in place
         self._written = np.zeros(spec.init_times.size, dtype=np.int64)  # leads written per init
         self._buf: dict[str, np.ndarray] = {}
         self._buf_key: tuple[int, int, int] | None = None  # (init start, init stop, lead chunk)
@@ -188,6 +190,7 @@ class ProductWriter:
         if self.path.exists() and not self.overwrite:
             raise InputError(f"{self.path} already exists; choose another output path or pass --overwrite "
                              "(output.overwrite: true) to replace it")
+        check_output_path(self.path)
         self._atomic = atomic_directory(self.path)
         self.tmp = self._atomic.__enter__()
         try:
@@ -214,6 +217,11 @@ class ProductWriter:
             if not self.complete:
                 self.reason = (f"{type(exc).__name__}: {exc}" if exc is not None else
                                "the run ended before every lead time was written")
+                if (self.path / COMPLETE_MARKER).exists():
+                    # --overwrite of a complete product by a run that failed: the good one stays.
+                    self.kept_previous = True
+                    self._atomic.__exit__(exc_type, exc, tb)
+                    return False
             self._finalise()
         except BaseException as err:
             self._atomic.__exit__(type(err), err, err.__traceback__)

@@ -40,6 +40,7 @@ from forecast.rollout.guards import RolloutDiverged
 from forecast.rollout.initial import InitialConditions, open_initial_conditions
 from forecast.rollout.perturbations import BredVectors
 from forecast.rollout.stability import StabilityMonitor
+from forecast.storage import check_output_path
 from forecast.train.package import ModelPackage, load_package
 
 __all__ = ["PredictResult", "package_provenance", "run_predict"]
@@ -124,9 +125,7 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     Raises :class:`RolloutDiverged` (after keeping the partial product, flagged incomplete) when a guard
     stops the rollout, :class:`InputError` for unusable inputs (before anything is written).
     """
-    out = Path(config.output.path)
-    if out.exists() and not config.output.overwrite:
-        raise InputError(f"{out} already exists; choose another output path or pass --overwrite")
+    out = check_output_path(config.output.path, overwrite=config.output.overwrite)
     device = _resolve_device(config.device)
     store = config.store
     if config.ingest:
@@ -254,8 +253,10 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     seconds = time.perf_counter() - t0
     result = PredictResult(out, bool(writer.complete), writer.reason, init_times, n_steps, layout.members, seconds,
                            monitor.dataset() if monitor is not None else None)
-    if config.output.netcdf:
+    if config.output.netcdf and not writer.kept_previous:
         result.netcdf = export_netcdf(out, config.output.netcdf_path)
     if diverged is not None:
+        if writer.kept_previous:
+            diverged.add_note(f"the complete product it was to replace is left in place at {out}")
         raise diverged
     return result
