@@ -14,6 +14,7 @@ import xarray as xr
 from forecast.cli import main
 from forecast.errors import InputError
 from forecast.evaluate.align import align, open_forecast, open_truth
+from forecast.evaluate.baselines import climatology_ensemble_times, persistence_ensemble
 from forecast.evaluate.climatology import build_climatology, climatology_at, open_climatology, write_climatology
 from forecast.evaluate.config import EvaluateConfig
 from forecast.evaluate.metrics import (
@@ -296,3 +297,52 @@ def test_evaluation_and_rendering_never_import_model_code():
             "'forecast.train', 'forecast.rollout'))); print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- uncertainty and probabilistic baselines -------------------------------------------------------------
+
+def test_climatological_ensemble_takes_the_valid_hour_within_the_day_of_year_window():
+    times = np.arange(np.datetime64("2000-01-01", "ns"), np.datetime64("2001-01-01", "ns"), np.timedelta64(6, "h"))
+    valid = np.array([["2001-02-10T06"]], dtype="datetime64[ns]")
+    period = (times[0], times[-1])
+    pos = climatology_ensemble_times(times, valid, period, members=5, window_days=5)
+    days = np.arange(np.datetime64("2000-02-08T06", "ns"), np.datetime64("2000-02-13", "ns"), np.timedelta64(1, "D"))
+    np.testing.assert_array_equal(times[pos[0, 0]], days)
+    wrapped = climatology_ensemble_times(times, np.array([["2001-01-01T00"]], dtype="datetime64[ns]"), period, 3, 3)
+    assert sorted(str(t)[5:10] for t in times[wrapped[0, 0]]) == ["01-01", "01-02", "12-31"]  # over the year end
+    with pytest.raises(InputError, match="fewer than its 7 members"):
+        climatology_ensemble_times(times, valid, period, members=7, window_days=5)
+
+
+def test_intervals_significance_and_probabilistic_baselines(store, ensemble, tmp_path):
+    names = ["persistence", "climatology", "persistence_ensemble", "climatology_ensemble"]
+    cfg = config(baselines=names, ensemble_window_days=31, statistics={"n_resamples": 300})
+    res = run_evaluate(cfg, ensemble, store, tmp_path / "out", progress=False)
+    s = res.scores
+    assert set(names) <= set(s.data_vars) and int(s["persistence_ensemble"].attrs["members"]) == 5
+    # Member k of the persistence ensemble is the truth k days before the initial time, at every lead.
+    truth = open_truth(store)
+    fc = open_forecast(ensemble)
+    pe = persistence_ensemble(truth, fc, ["msl"], 3)
+    np.testing.assert_array_equal(pe["msl"].isel(init_time=1, lead_time=4, member=2).values,
+                                  truth["msl"].sel(time=INITS[1] - np.timedelta64(2, "D")).values)
+    # Every score's interval holds its value; the p-values are probabilities.
+    for name in ["noisy-truth", *names]:
+        value = s[name]
+        ci = s["score_interval"].sel(source=name)
+        ok = np.isfinite(value)
+        tol = 1e-9 * abs(value) + 1e-12
+        inside = (ci.sel(bound="lower") <= value + tol) & (value <= ci.sel(bound="upper") + tol)
+        assert bool(inside.where(ok, True).all()), name
+    assert ((s["p_value"] > 0) & (s["p_value"] <= 1)).sum() > 0.5 * s["p_value"].size
+    # 5 % noise beats both ensembles of past truth by far, everywhere and significantly, at the shortest lead.
+    crps = s["noisy-truth"].sel(metric="crps")
+    for ref in ("persistence_ensemble", "climatology_ensemble"):
+        assert (crps < s[ref].sel(metric="crps")).all()
+        d = s["difference_interval"].sel(reference=ref, metric="crps", region="global").isel(lead_time=0)
+        assert (d.sel(bound="upper") < 0).all()
+    assert (s["block_length"] >= 1).all() and (s["block_length"] <= 3).all()
+    table = pd.read_csv(res.csv)
+    assert {"lower", "upper"} <= set(table.columns)
+    ss = s["noisy-truth"].sel(metric=["spread_skill", "spread_skill_corrected"], region="global")
+    np.testing.assert_allclose(ss.sel(metric="spread_skill_corrected"), ss.sel(metric="spread_skill") * np.sqrt(6 / 5))

@@ -42,7 +42,9 @@ def _cmd_climatology(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from forecast.evaluate.score import run_evaluate, score_summary
+    import numpy as np
+
+    from forecast.evaluate.score import few_cases_warning, run_evaluate, score_summary
 
     extra = []
     if args.climatology:
@@ -54,8 +56,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = _evaluate_config(args, extra)
     result = run_evaluate(config, args.product, args.truth, args.out, args.label, progress=not args.no_progress)
     s = result.scores
-    table = score_summary(s).query("metric in ['rmse', 'acc', 'crps']")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    keep = "metric in ['rmse', 'acc', 'crps']"
+    table, lower, upper = (score_summary(s, bound=b).query(keep) for b in (None, "lower", "upper"))
+    cells = table.copy().astype(object)
+    for col in table.columns:
+        cells[col] = [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) else f"{v:.3g}"
+                      for v, lo, hi in zip(table[col], lower[col], upper[col], strict=True)]
+    print(f"global scores [{100 * s.attrs['confidence']:g}% interval, block bootstrap over initial times]:")
+    print(cells.to_string())
+    warning = few_cases_warning(s)
+    if warning:
+        print(f"forecast evaluate: warning: {warning}")
     print(f"scored {s.attrs['forecast']} ({s.attrs['n_init_times']} initial times x {s.sizes['lead_time']} leads x "
           f"{s.attrs['members']} member(s)) and {s.attrs['baselines'] or 'no baselines'} over "
           f"{s.sizes['region']} region(s) in {result.seconds:.1f} s -> {result.netcdf}, {result.csv}")

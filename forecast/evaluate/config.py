@@ -27,11 +27,15 @@ __all__ = [
     "Metric",
     "RenderConfig",
     "StabilityCriteria",
+    "StatisticsConfig",
 ]
 
-Metric = Literal["rmse", "bias", "mae", "acc", "crps", "spread", "spread_skill", "rank_histogram", "spectrum"]
+Metric = Literal["rmse", "bias", "mae", "acc", "crps", "spread", "spread_skill", "spread_skill_corrected",
+                 "rank_histogram", "spectrum"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
-Baseline = Literal["persistence", "climatology"]
+Baseline = Literal["persistence", "climatology", "persistence_ensemble", "climatology_ensemble"]
+# Baselines with members: scored only for ensemble forecasts, whose CRPS they are the references of.
+ENSEMBLE_BASELINES: tuple[str, ...] = ("persistence_ensemble", "climatology_ensemble")
 Projection = Literal["robinson", "north_polar", "south_polar", "orthographic"]
 
 
@@ -114,6 +118,18 @@ class RenderConfig(StrictModel):
         return [_duration(x) for x in v]
 
 
+class StatisticsConfig(StrictModel):
+    """Sampling uncertainty of the scores (:mod:`forecast.evaluate.bootstrap`): a circular block bootstrap over
+    initial times with Wilks's block length, percentile intervals holding ``confidence`` of ``n_resamples``
+    resamples, paired p-values of forecast minus each baseline. Scores resting on fewer than
+    ``min_init_times`` initial times are flagged (CLI output, report)."""
+
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    n_resamples: int = Field(default=1000, ge=0)  # 0: no intervals
+    seed: int = Field(default=0, ge=0)
+    min_init_times: int = Field(default=20, ge=1)
+
+
 class EvaluateConfig(StrictModel):
     """What ``forecast evaluate`` scores and how (see ``configs/evaluate/synthetic.yaml``)."""
 
@@ -130,6 +146,11 @@ class EvaluateConfig(StrictModel):
         default_factory=lambda: ["global", "tropics", "nh_extratropics", "sh_extratropics", "land", "sea"])
     land_threshold: float = Field(default=0.5, gt=0, le=1)  # land: land-sea mask >= this
     climatology: ClimatologyConfig = Field(default_factory=ClimatologyConfig)
+    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
+    # Members of the persistence and climatology ensembles (None: as many as the forecast has) and the
+    # day-of-year window (days, centred) the climatology ensemble's members come from.
+    baseline_members: int | None = Field(default=None, ge=2)
+    ensemble_window_days: int = Field(default=31, ge=1)
     spectrum_lat_band: tuple[float, float] = (-60.0, 60.0)  # latitudes whose zonal spectra are averaged
     allow_incomplete: bool = False  # score the leads a diverged (complete: false) product did write
     chunk_mb: float = Field(default=64.0, gt=0)  # target size of one dask chunk of one variable

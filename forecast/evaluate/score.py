@@ -34,8 +34,16 @@ from forecast.compute import Scheduler, session
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.evaluate.align import Aligned, align, open_forecast, open_truth
+from forecast.evaluate.baselines import climatology_ensemble, persistence_ensemble
+from forecast.evaluate.bootstrap import (
+    BOUND,
+    block_lengths,
+    bootstrap_samples,
+    confidence_interval,
+    paired_difference,
+)
 from forecast.evaluate.climatology import build_climatology, climatology_at, open_climatology
-from forecast.evaluate.config import METRICS, EvaluateConfig
+from forecast.evaluate.config import ENSEMBLE_BASELINES, METRICS, EvaluateConfig, StatisticsConfig
 from forecast.evaluate.metrics import (
     RANK,
     WAVENUMBER,
@@ -53,14 +61,21 @@ from forecast.evaluate.regions import REGION, region_masks
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from forecast.storage import atomic_files
 
-__all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "forecast_names",
+__all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "few_cases_warning",
+           "finalise", "forecast_names", "score_uncertainty",
            "read_scores", "run_evaluate", "score_summary", "scores_table", "write_scores"]
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("persistence", "climatology")
+BASELINES = ("persistence", "climatology", *ENSEMBLE_BASELINES)
 METRIC = "metric"
 VARIABLE = "variable"
+SOURCE = "source"
+STATISTIC = "statistic"
+REFERENCE = "reference"
+# Names of variables and dimensions of a scores dataset besides the forecasts'.
+RESERVED = ("truth", SOURCE, STATISTIC, REFERENCE, METRIC, VARIABLE, "members", "units", "statistics",
+            "score_interval", "difference_interval", "p_value", "block_length", "rank_histogram")
 
 
 @dataclass
@@ -99,24 +114,35 @@ STATISTICS: dict[str, Callable[[Forecast], xr.Dataset | None]] = {
 }
 
 
-def _mean(x: xr.Dataset) -> xr.Dataset:
-    return x.mean(INIT_TIME, skipna=False)
-
-
-# Scores from the statistics averaged over initial times (WB2: RMSE is the root of the mean MSE).
-SCORES: dict[str, tuple[tuple[str, ...], Callable[..., xr.Dataset]]] = {
-    "rmse": (("mse",), lambda s: np.sqrt(_mean(s["mse"]))),
-    "bias": (("bias",), lambda s: _mean(s["bias"])),
-    "mae": (("mae",), lambda s: _mean(s["mae"])),
-    "acc": (("acc",), lambda s: s["acc"].mean(INIT_TIME)),  # undefined (NaN) ACCs are left out of the mean
-    "crps": (("crps",), lambda s: _mean(s["crps"])),
-    "spread": (("variance",), lambda s: np.sqrt(_mean(s["variance"]))),
-    "spread_skill": (("variance", "mse"), lambda s: np.sqrt(_mean(s["variance"]) / _mean(s["mse"]))),
+# Scores as functions of the init-time means of their statistics (WB2: RMSE is the root of the mean MSE) and
+# of the forecast's member count M. The point estimate averages the statistics over every initial time; the
+# bootstrap (:mod:`forecast.evaluate.bootstrap`) over resamples of them. spread_skill_corrected multiplies
+# the ratio by sqrt((M + 1) / M) (Fortin et al. 2014), so that a reliable ensemble scores 1 whatever M.
+SCORES: dict[str, tuple[tuple[str, ...], Callable[[dict, int], xr.Dataset]]] = {
+    "rmse": (("mse",), lambda m, k: np.sqrt(m["mse"])),
+    "bias": (("bias",), lambda m, k: m["bias"]),
+    "mae": (("mae",), lambda m, k: m["mae"]),
+    "acc": (("acc",), lambda m, k: m["acc"]),
+    "crps": (("crps",), lambda m, k: m["crps"]),
+    "spread": (("variance",), lambda m, k: np.sqrt(m["variance"])),
+    "spread_skill": (("variance", "mse"), lambda m, k: np.sqrt(m["variance"] / m["mse"])),
+    "spread_skill_corrected": (("variance", "mse"), lambda m, k: np.sqrt((k + 1) / k * m["variance"] / m["mse"])),
 }
+# Statistics whose undefined (NaN) values are left out of the init-time mean: the ACC of a forecast whose
+# anomaly is zero. Any other NaN (a diverged forecast) makes the score NaN.
+_SKIPNA = {"acc"}
+
+
+def finalise(metric: str, statistics: dict, members: int = 1):
+    """The score ``metric`` from its per-initial-time ``statistics`` (``{name: Dataset or DataArray}`` with
+    ``init_time``): their means over initial times through :data:`SCORES`."""
+    needs, combine = SCORES[metric]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return combine({k: statistics[k].mean(INIT_TIME, skipna=k in _SKIPNA) for k in needs}, members)
 
 
 def _forecasts(aligned: Aligned, climatology: xr.Dataset | None, masks: xr.DataArray, name: str,
-               baselines: list[str]) -> dict[str, Forecast]:
+               baselines: list[str], ensembles: dict[str, xr.Dataset]) -> dict[str, Forecast]:
     out = {name: Forecast(aligned.forecast, aligned.truth, climatology, masks)}
     if "persistence" in baselines:
         if aligned.initial is None:
@@ -130,6 +156,8 @@ def _forecasts(aligned: Aligned, climatology: xr.Dataset | None, masks: xr.DataA
                              "holding the climatology period)")
         out["climatology"] = Forecast(climatology.drop_vars(VALID_TIME, errors="ignore"), aligned.truth,
                                       climatology, masks)
+    for key, fields in ensembles.items():
+        out[key] = Forecast(fields, aligned.truth, climatology, masks)
     return out
 
 
@@ -168,19 +196,26 @@ def _as_array(ds: xr.Dataset, variables: list[str], *dims: str) -> xr.DataArray:
 def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | None = None, name: str = "forecast",
              metrics: list[str] | None = None, baselines: list[str] | None = None,
              spectrum_band: tuple[float, float] = (-60.0, 60.0), scheduler: Scheduler = "threads",
-             workers: int = 2, progress: bool = False) -> xr.Dataset:
+             workers: int = 2, progress: bool = False, ensembles: dict[str, xr.Dataset] | None = None,
+             statistics: StatisticsConfig | None = None) -> xr.Dataset:
     """Scores of ``aligned.forecast`` and the ``baselines`` (see the module docstring).
 
     The cases are processed in blocks of initial times (4 dask chunks per worker): every statistic
     of a block is computed in one pass over its chunks, which are then released, so memory holds a few
     chunks whatever the size of the product. ``climatology`` is the climatology at the valid times
-    (:func:`climatology_at`), needed by ACC and the climatology baseline.
+    (:func:`climatology_at`), needed by ACC and the climatology baseline. ``baselines``: the point
+    baselines (persistence, climatology); ``ensembles``: probabilistic baselines by name, Datasets
+    ``(init_time, lead_time, member, lat, lon)`` on the forecast's cases (:mod:`forecast.evaluate.baselines`).
+    ``statistics``: the bootstrap's settings (:func:`score_uncertainty`); default :class:`StatisticsConfig`.
     """
     metrics = list(METRICS) if metrics is None else list(metrics)
-    baselines = list(BASELINES) if baselines is None else list(baselines)
-    if name in BASELINES or name == "truth":
-        raise InputError(f"the forecast cannot be called {name!r}: that name is taken by a baseline")
-    forecasts = _forecasts(aligned, climatology, masks, name, baselines)
+    baselines = ["persistence", "climatology"] if baselines is None else [b for b in baselines
+                                                                        if b not in ENSEMBLE_BASELINES]
+    ensembles = ensembles or {}
+    if name in BASELINES or name in RESERVED:
+        raise InputError(f"the forecast cannot be called {name!r}: that name is taken by a baseline or by another "
+                         "variable of the scores; pass --label NAME")
+    forecasts = _forecasts(aligned, climatology, masks, name, baselines, ensembles)
     chunks = aligned.forecast.chunks.get(INIT_TIME) or (aligned.forecast.sizes[INIT_TIME],)
     blocks = _blocks(tuple(chunks), 4 * max(workers, 1))
     if progress:
@@ -194,7 +229,97 @@ def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | No
             for key, value in zip(lazy, dask_session.compute(list(lazy.values())), strict=True):
                 parts.setdefault(key, []).append(value)
     stats = {key: xr.concat(values, INIT_TIME) for key, values in parts.items()}
-    return _assemble(aligned, masks, forecasts, stats, name, metrics, baselines, spectrum_band)
+    out = _assemble(aligned, masks, forecasts, stats, name, metrics, [*baselines, *ensembles], spectrum_band)
+    per_init = _statistics_array(forecasts, stats, aligned.variables)
+    uncertainty = score_uncertainty(per_init, [m for m in metrics if m in SCORES], name,
+                                    [b for b in forecasts if b != name], statistics or StatisticsConfig())
+    return out.merge(uncertainty).assign_attrs({**out.attrs, **uncertainty.attrs})
+
+
+def _statistics_array(forecasts: dict[str, Forecast], stats: dict, variables: list[str]) -> xr.DataArray:
+    """Every per-initial-time statistic in one array ``(forecast, statistic, init_time, region, variable,
+    lead_time)`` (NaN where one does not apply), with each forecast's member count as a coordinate."""
+    names = sorted({k for (_, k) in stats if k in STATISTICS})
+
+    def tidy(ds: xr.Dataset) -> xr.DataArray:
+        return _as_array(ds, variables, INIT_TIME, REGION, VARIABLE, LEAD_TIME).reset_coords(drop=True)
+
+    empty = xr.full_like(tidy(next(stats[key] for key in stats if key[1] in STATISTICS)), np.nan)
+    rows = [xr.concat([tidy(stats[(src, k)]) if (src, k) in stats else empty for k in names], STATISTIC)
+            for src in forecasts]
+    out = xr.concat(rows, SOURCE).assign_coords({SOURCE: list(forecasts), STATISTIC: names})
+    members = [int(f.fields.sizes.get(MEMBER, 1)) for f in forecasts.values()]
+    return out.assign_coords(members=(SOURCE, members))
+
+
+def score_uncertainty(statistics: xr.DataArray, metrics: list[str], forecast: str, references: list[str],
+                      config: StatisticsConfig) -> xr.Dataset:
+    """Intervals of every score and paired significance of ``forecast`` minus each of ``references``.
+
+    ``statistics``: :func:`_statistics_array`'s ``(forecast, statistic, init_time, ...)`` with a ``members``
+    coordinate. One block length per region, variable and lead (the largest over every statistic series
+    there, :func:`forecast.evaluate.bootstrap.block_lengths`), shared by all forecasts, so that their
+    resamples pair. Returns ``score_interval`` ``(forecast, bound, metric, region, variable, lead_time)``,
+    ``difference_interval`` ``(reference, bound, ...)`` and ``p_value`` ``(reference, metric, ...)`` of
+    ``forecast - reference``, ``block_length`` and ``statistics`` itself (kept for ``forecast compare``).
+    """
+    series = [statistics.sel({SOURCE: f, STATISTIC: k}, drop=True) for f in statistics[SOURCE].values
+              for k in statistics[STATISTIC].values]
+    block = block_lengths([s for s in series if bool(np.isfinite(s).any())] or series[:1])
+    members = dict(zip(statistics[SOURCE].values.tolist(), statistics["members"].values.tolist(), strict=True))
+    grid = {k: statistics[k] for k in (REGION, VARIABLE, LEAD_TIME)}
+    nan = xr.DataArray(np.nan, coords={BOUND: ["lower", "upper"], **grid}, dims=[BOUND, *grid])
+    intervals: dict = {}
+    diffs: dict = {}
+
+    def samples(src: str, m: str):
+        needs, combine = SCORES[m]
+        stat = {k: statistics.sel({SOURCE: src, STATISTIC: k}, drop=True) for k in needs
+                if k in statistics[STATISTIC].values}
+        if len(stat) < len(needs) or not all(bool(np.isfinite(v).any()) for v in stat.values()):
+            return None
+        return bootstrap_samples(stat, lambda x: combine(x, members[src]), block=block,
+                                 n_resamples=config.n_resamples, seed=config.seed)
+
+    for m in metrics:
+        main = samples(forecast, m) if config.n_resamples else None
+        for src in statistics[SOURCE].values.tolist():
+            s = main if src == forecast else (samples(src, m) if config.n_resamples else None)
+            intervals[(src, m)] = nan if s is None else confidence_interval(s, config.confidence)
+            if src in references:
+                diffs[(src, m)] = (xr.Dataset({"interval": nan, "p_value": nan.isel({BOUND: 0}, drop=True)})
+                                   if s is None or main is None else paired_difference(main, s, config.confidence))
+    return _uncertainty_dataset(statistics, metrics, references, block, intervals, diffs, config)
+
+
+def _uncertainty_dataset(statistics: xr.DataArray, metrics: list[str], references: list[str], block: xr.DataArray,
+                         intervals: dict, diffs: dict, config: StatisticsConfig) -> xr.Dataset:
+    names = statistics[SOURCE].values.tolist()
+    score_interval = xr.concat([xr.concat([intervals[(f, m)] for m in metrics], METRIC) for f in names], SOURCE)
+    out = xr.Dataset({
+        "score_interval": score_interval.assign_coords({SOURCE: names, METRIC: metrics}).transpose(
+            SOURCE, BOUND, METRIC, REGION, VARIABLE, LEAD_TIME).assign_attrs(
+            long_name=f"{100 * config.confidence:g}% confidence interval of each score",
+            method="circular block bootstrap over initial times (Wilks 1997 block length), percentile interval",
+            confidence=config.confidence, n_resamples=config.n_resamples),
+        "block_length": block.transpose(REGION, VARIABLE, LEAD_TIME).assign_attrs(
+            long_name="bootstrap block length (initial times)", units="1"),
+        "statistics": statistics.astype(np.float32).assign_attrs(
+            long_name="per-initial-time statistics the scores are means of (float32)"),
+    })
+    if references:
+        diff = xr.concat([xr.concat([diffs[(r, m)] for m in metrics], METRIC) for r in references], REFERENCE)
+        diff = diff.assign_coords({REFERENCE: references, METRIC: metrics})
+        out["difference_interval"] = diff["interval"].transpose(REFERENCE, BOUND, METRIC, REGION, VARIABLE,
+                                                                LEAD_TIME).assign_attrs(
+            long_name=f"{100 * config.confidence:g}% confidence interval of the forecast's score minus the "
+                      "reference's (paired: the same resampled initial times)")
+        out["p_value"] = diff["p_value"].transpose(REFERENCE, METRIC, REGION, VARIABLE, LEAD_TIME).assign_attrs(
+            long_name="two-sided paired bootstrap p-value of no difference between forecast and reference",
+            significance_level=round(1.0 - config.confidence, 6))
+    out.attrs = {"confidence": config.confidence, "n_resamples": config.n_resamples, "bootstrap_seed": config.seed,
+                 "min_init_times": config.min_init_times}
+    return out
 
 
 def _assemble(aligned: Aligned, masks: xr.DataArray, forecasts: dict[str, Forecast], stats: dict, name: str,
@@ -204,16 +329,15 @@ def _assemble(aligned: Aligned, masks: xr.DataArray, forecasts: dict[str, Foreca
     leads = aligned.truth[LEAD_TIME]
     out = xr.Dataset(coords={METRIC: score_names, REGION: masks[REGION].values, VARIABLE: variables,
                              LEAD_TIME: leads.values})
-    for src in forecasts:
+    for src, f in forecasts.items():
         arr = xr.DataArray(np.full((len(score_names), masks.sizes[REGION], len(variables), leads.size), np.nan),
                            dims=[METRIC, REGION, VARIABLE, LEAD_TIME], coords=out.coords)
         for i, m in enumerate(score_names):
-            needs, finalise = SCORES[m]
-            if all((src, k) in stats for k in needs):
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    value = finalise({k: stats[(src, k)] for k in needs})
+            if all((src, k) in stats for k in SCORES[m][0]):
+                value = finalise(m, {k: stats[(src, k)] for k in SCORES[m][0]}, f.fields.sizes.get(MEMBER, 1))
                 arr[i] = _as_array(value, variables, REGION, VARIABLE, LEAD_TIME).values
-        out[src] = arr.assign_attrs(long_name=f"scores of {src}", role="forecast" if src == name else "baseline")
+        out[src] = arr.assign_attrs(long_name=f"scores of {src}", role="forecast" if src == name else "baseline",
+                                    members=int(f.fields.sizes.get(MEMBER, 1)))
     if (name, "rank_histogram") in stats:
         out["rank_histogram"] = _as_array(stats[(name, "rank_histogram")].mean(INIT_TIME), variables, REGION,
                                           VARIABLE, LEAD_TIME, RANK).assign_attrs(
@@ -254,24 +378,40 @@ def forecast_names(scores: xr.Dataset) -> list[str]:
     return sorted(names, key=lambda n: n != main)
 
 
-def score_summary(scores: xr.Dataset, region: str = "global", max_leads: int = 6) -> pd.DataFrame:
-    """Scores of every forecast at up to ``max_leads`` leads (evenly spread): rows ``metric, variable, forecast``."""
+def score_summary(scores: xr.Dataset, region: str = "global", max_leads: int = 6, bound: str | None = None
+                  ) -> pd.DataFrame:
+    """Scores of every forecast at up to ``max_leads`` leads (evenly spread): rows ``metric, variable, forecast``.
+
+    ``bound`` (``lower`` or ``upper``): that bound of the scores' confidence intervals instead of the scores.
+    """
     leads = scores["lead_time"].values
     picks = np.unique(np.linspace(0, leads.size - 1, min(max_leads, leads.size)).round().astype(int))
     rows = []
     for m in scores["metric"].values:
         for v in scores["variable"].values:
             for name in forecast_names(scores):
-                values = scores[name].sel(region=region, metric=m, variable=v).isel(lead_time=picks).values
-                if np.isfinite(values).any():
+                da = scores[name] if bound is None else scores["score_interval"].sel({SOURCE: name, BOUND: bound})
+                values = da.sel(region=region, metric=m, variable=v).isel(lead_time=picks).values
+                if np.isfinite(scores[name].sel(region=region, metric=m, variable=v).values).any():
                     rows.append({"metric": str(m), "variable": str(v), "forecast": name,
                                  **{f"{leads[i] / np.timedelta64(1, 'h'):g} h": x for i, x in zip(picks, values,
                                                                                                     strict=True)}})
     return pd.DataFrame(rows).set_index(["metric", "variable", "forecast"])
 
 
+def few_cases_warning(scores: xr.Dataset) -> str | None:
+    """A warning when the scores rest on fewer initial times than the config's ``statistics.min_init_times``."""
+    n, least = int(scores.attrs.get("n_init_times", 0)), int(scores.attrs.get("min_init_times", 20))
+    if n >= least:
+        return None
+    return (f"these scores rest on {n} initial time(s), fewer than {least}: a score's value depends on which cases "
+            "were picked, and its interval is wide or, below about 10, unreliable; score more initial times "
+            "(e.g. a longer `init` range in the predict config)")
+
+
 def scores_table(ds: xr.Dataset) -> pd.DataFrame:
-    """The scores as a long table: ``forecast, metric, region, variable, units, lead_time_hours, value``."""
+    """The scores as a long table: ``forecast, metric, region, variable, units, lead_time_hours, value`` and, where
+    the scores hold intervals, their ``lower`` and ``upper`` bounds."""
     frames = []
     units = dict(zip(ds[VARIABLE].values.tolist(), ds["units"].values.tolist(), strict=True))
     for name, da in ds.data_vars.items():
@@ -279,11 +419,16 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
             continue
         df = da.drop_vars("units").to_dataframe(name="value").reset_index()
         df.insert(0, "forecast", name)
+        if "score_interval" in ds and name in ds[SOURCE].values:
+            for bound in ("lower", "upper"):
+                ci = ds["score_interval"].sel({SOURCE: name, BOUND: bound}, drop=True).drop_vars("units")
+                df[bound] = ci.transpose(*da.dims).values.reshape(-1)
         frames.append(df)
     table = pd.concat(frames, ignore_index=True)
     table["units"] = table[VARIABLE].map(units)
     table["lead_time_hours"] = table[LEAD_TIME] / pd.Timedelta(hours=1)
-    return table[["forecast", METRIC, REGION, VARIABLE, "units", "lead_time_hours", "value"]]
+    extra = [c for c in ("lower", "upper") if c in table]
+    return table[["forecast", METRIC, REGION, VARIABLE, "units", "lead_time_hours", "value", *extra]]
 
 
 def write_scores(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
@@ -326,6 +471,23 @@ def forecast_label(product: xr.Dataset, path: str | Path) -> str:
     return title.split(":", 1)[0].strip() if ":" in title else Path(path).stem
 
 
+def _ensemble_baselines(config: EvaluateConfig, aligned: Aligned, truth: xr.Dataset) -> dict[str, xr.Dataset]:
+    """The probabilistic baselines the config asks for, on the forecast's cases; none for a point forecast
+    (its CRPS is its MAE, compared with the point baselines)."""
+    wanted = [b for b in config.baselines if b in ENSEMBLE_BASELINES]
+    if not wanted or not aligned.is_ensemble:
+        return {}
+    members = config.baseline_members or aligned.forecast.sizes[MEMBER]
+    out = {}
+    if "persistence_ensemble" in wanted:
+        out["persistence_ensemble"] = persistence_ensemble(truth, aligned.forecast, aligned.variables, members)
+    if "climatology_ensemble" in wanted:
+        c = config.climatology
+        out["climatology_ensemble"] = climatology_ensemble(truth, aligned.forecast, aligned.variables, members,
+                                                           config.ensemble_window_days, c.start, c.end)
+    return out
+
+
 def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path | None = None,
                  out_dir: str | Path | None = None, label: str | None = None, progress: bool = True) -> EvaluateResult:
     """``forecast evaluate``: open, align, score, write ``scores.nc`` and ``scores.csv`` into ``out_dir``."""
@@ -347,7 +509,8 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
                               {INIT_TIME: aligned.forecast.chunksizes[INIT_TIME][0]})
     name = label or forecast_label(fc, product)
     scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
-                      config.scheduler, config.workers, progress)
+                      config.scheduler, config.workers, progress, _ensemble_baselines(config, aligned, tr),
+                      config.statistics)
     scores.attrs.update({"product": str(product), "truth": str(truth),
                          "climatology": config.climatology.path or "built from the truth store",
                          "evaluate_config": dump_config(config)})
