@@ -1,23 +1,44 @@
-"""How lazy (dask) work runs: threads, one thread, or a ``dask.distributed`` LocalCluster.
+"""How lazy (dask) work runs: threads, one thread, a ``dask.distributed`` LocalCluster, or a running cluster.
 
 The stages build lazy graphs (ingestion writes, evaluation scores) and hand them here, so *what* is
 computed stays separate from *how* it runs. A :func:`session` computes one slab of work after another
 (so memory holds one slab); ``scheduler="distributed"`` starts a LocalCluster of ``workers``
-single-threaded processes for the whole session.
+single-threaded processes for the whole session; a scheduler address (``tcp://host:8786``) connects to a
+cluster that is already running (``dask scheduler`` / ``dask worker``, dask-jobqueue on SLURM or PBS,
+dask-kubernetes, Coiled), whose workers must see the same paths (a shared filesystem, or URLs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import dask
+from pydantic import AfterValidator
 
-__all__ = ["Scheduler", "Session", "preserved_environ", "session"]
+from forecast.errors import InputError
 
-Scheduler = Literal["threads", "synchronous", "distributed"]
+__all__ = ["SCHEDULER_NAMES", "Scheduler", "Session", "check_scheduler", "preserved_environ", "session"]
+
+SCHEDULER_NAMES = ("threads", "synchronous", "distributed")
+# A dask.distributed scheduler's address: protocol://host:port (tcp, tls, ucx, ws, wss).
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+)(:\d+)?/?$")
+# How long to wait for a running cluster's scheduler before giving up.
+CONNECT_TIMEOUT_S = 30
+
+
+def check_scheduler(value: str) -> str:
+    """``value`` if it names a scheduler (:data:`SCHEDULER_NAMES`) or a scheduler address, else ValueError."""
+    if value in SCHEDULER_NAMES or _ADDRESS.match(value):
+        return value
+    raise ValueError(f"scheduler {value!r} is none of {', '.join(SCHEDULER_NAMES)} nor an address such as "
+                     "tcp://host:8786")
+
+
+Scheduler = Annotated[str, AfterValidator(check_scheduler)]
 
 
 @contextlib.contextmanager
@@ -45,8 +66,21 @@ def _local_cluster(workers: int) -> Iterator[Any]:
         yield client
 
 
+@contextlib.contextmanager
+def _running_cluster(address: str) -> Iterator[Any]:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the dask scheduler at {address} ({type(exc).__name__}: {exc}); "
+                         "is `dask scheduler` running there?") from exc
+    with client:
+        yield client
+
+
 class Session:
-    """Computes lists of dask collections on one scheduler; with ``distributed``, on one LocalCluster."""
+    """Computes lists of dask collections on one scheduler; with ``distributed`` or an address, on a cluster."""
 
     def __init__(self, scheduler: Scheduler, workers: int, client: Any = None):
         self.scheduler, self.workers, self.client = scheduler, workers, client
@@ -57,12 +91,23 @@ class Session:
             return tuple(self.client.gather(self.client.compute(list(tasks))))
         return dask.compute(*tasks, scheduler=self.scheduler, num_workers=self.workers)
 
+    def persist(self, collection: Any) -> Any:
+        """``collection`` with its chunks computed and held in memory (on the workers, with a cluster), so
+        several computations that start from it read its inputs once."""
+        if self.client is not None:
+            return self.client.persist(collection)
+        return dask.persist(collection, scheduler=self.scheduler, num_workers=self.workers)[0]
+
 
 @contextlib.contextmanager
 def session(scheduler: Scheduler = "threads", workers: int = 2) -> Iterator[Session]:
     """A :class:`Session` for several computations in a row (one cluster started for all of them)."""
     if scheduler == "distributed":
         with _local_cluster(workers) as client:
+            yield Session(scheduler, workers, client)
+        return
+    if scheduler not in SCHEDULER_NAMES:
+        with _running_cluster(check_scheduler(scheduler)) as client:
             yield Session(scheduler, workers, client)
         return
     yield Session(scheduler, workers)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
+from forecast.errors import InputError
 from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
 from forecast.testing import analytic_field, weatherbench_store
@@ -39,3 +43,72 @@ def test_format2_blosc_store_ingests_with_level_selection(tmp_path, ascending):
     np.testing.assert_allclose(ds.u850.values, analytic_field("u", times, lat, lon) + 85.0, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(ds.msl.values, analytic_field("msl", times, lat, lon), rtol=1e-6)
     assert ds.z500.attrs["units"] == "m**2 s**-2" and ds.latitude.values[0] == 90.0
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A static HTTP server on 127.0.0.1 (a separate process) serving ``tmp_path / "www"``, logging each
+    file it sends; yields (base URL, log path)."""
+    www, log = tmp_path / "www", tmp_path / "http.log"
+    www.mkdir()
+    script = Path(__file__).with_name("counting_http_server.py")
+    proc = subprocess.Popen([sys.executable, str(script), str(www), str(log)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _store_data(path: Path) -> xr.Dataset:
+    """A training store without its provenance attributes (they name the source, as they should)."""
+    return xr.open_zarr(path).drop_attrs(deep=False).load()
+
+
+def test_store_over_http_and_in_memory_ingests_as_from_disk_reading_only_the_selection(tmp_path, http_server):
+    base, log = http_server
+    src = weatherbench_store(tmp_path / "www" / "wb2.zarr", periods=4 * 91)  # Jan - Mar 2000, 4 times per chunk
+    one_month = {"channels": [{"variable": "z", "level": 500}],
+                 "time": {"start": "2000-01-01", "end": "2000-01-31T18:00"}}
+    disk = run_ingest(wb2_config(str(src), tmp_path / "disk.zarr", **one_month), progress=False).path
+    http = run_ingest(wb2_config(f"{base}/wb2.zarr", tmp_path / "http.zarr", **one_month), progress=False)
+    xr.testing.assert_identical(_store_data(http.path), _store_data(disk))
+
+    # Only January's chunks of geopotential at 500 hPa (level index 0) went over the wire, plus metadata
+    # and coordinates: no other variable, level or month.
+    sent = [line.split("\t") for line in log.read_text().splitlines()]
+    data = {p for p, _ in sent if p.rsplit("/", 1)[0] not in {"/wb2.zarr", *(f"/wb2.zarr/{c}" for c in
+                                                              ("time", "level", "latitude", "longitude"))}}
+    assert data == {f"/wb2.zarr/geopotential/{t}.0.0.0" for t in range(31)}
+    read = sum(int(n) for _, n in sent)
+    in_store = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
+    variable = sum(f.stat().st_size for f in (src / "geopotential").iterdir())
+    selection = sum((src / "geopotential" / f"{t}.0.0.0").stat().st_size for t in range(31))
+    print(f"\nHTTP: read {read} bytes in {len(sent)} requests of {in_store} in the store ({read / in_store:.1%}); "
+          f"geopotential holds {variable}, its 500 hPa January chunks {selection}")
+    assert selection < read < selection + 20_000 and read < 0.15 * in_store
+    # Same URL and store again: up to date, nothing read but the metadata.
+    assert run_ingest(wb2_config(f"{base}/wb2.zarr", tmp_path / "http.zarr", **one_month), progress=False).skipped
+
+    # memory:// with a glob over two stores that split the period, as archives split by year.
+    fs = fsspec.filesystem("memory")
+    whole = xr.open_zarr(src)
+    for name, part in (("a", whole.isel(time=slice(0, 60))), ("b", whole.isel(time=slice(60, 124)))):
+        part.to_zarr(f"memory://wb2-test/part-{name}.zarr", mode="w", zarr_format=2, consolidated=True)
+    try:
+        mem = run_ingest(wb2_config("memory://wb2-test/part-*.zarr", tmp_path / "mem.zarr", **one_month),
+                         progress=False).path
+        xr.testing.assert_identical(_store_data(mem), _store_data(disk))
+    finally:
+        fs.rm("/wb2-test", recursive=True)
+
+
+def test_url_errors_are_one_line_input_errors(tmp_path, http_server):
+    base, _ = http_server
+    with pytest.raises(InputError, match=r"memory://nowhere/\*\.zarr' matches nothing"):
+        run_ingest(wb2_config("memory://nowhere/*.zarr", tmp_path / "o.zarr"), progress=False)
+    with pytest.raises(InputError, match=r"/missing\.zarr: cannot be read as zarr"):
+        run_ingest(wb2_config(f"{base}/missing.zarr", tmp_path / "o.zarr"), progress=False)
+    with pytest.raises(InputError, match=r"only zarr stores are read from URLs"):
+        run_ingest(wb2_config(f"{base}/era5.nc", tmp_path / "o.zarr"), progress=False)

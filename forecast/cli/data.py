@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from forecast.cli.common import add_overrides
+from forecast.cli.common import add_overrides, add_scheduler, scheduler_overrides
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -29,9 +29,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from forecast.ingest.config import IngestConfig
     from forecast.ingest.pipeline import run_ingest
 
-    overrides = list(args.overrides)
-    if args.scheduler:
-        overrides.append(f"scheduler={args.scheduler}")
+    overrides = scheduler_overrides(args) + list(args.overrides)
     if args.output:
         overrides.append(f"output.path={args.output}")
     config = load_config(IngestConfig, args.config, overrides)
@@ -47,6 +45,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import xarray as xr
 
+    from forecast.errors import InputError
+
+    if not (args.store / "zarr.json").exists() and not (args.store / ".zgroup").exists():
+        what = "does not exist" if not args.store.exists() else "is not a zarr store"
+        raise InputError(f"{args.store} {what}; `forecast info` reads a store written by `forecast ingest`")
     ds = xr.open_zarr(args.store)
     print(ds)
     if "stats_mean" in ds:
@@ -82,8 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", type=Path, help="ingest config (YAML), e.g. configs/ingest/synthetic.yaml")
     p.add_argument("--output", help="store path (overrides output.path)")
     p.add_argument("--force", action="store_true", help="rebuild even if the store is up to date")
-    p.add_argument("--scheduler", choices=["threads", "synchronous", "distributed"],
-                   help="dask scheduler; 'distributed' starts a dask.distributed LocalCluster")
+    add_scheduler(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overrides(p)
     p.set_defaults(func=_cmd_ingest)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from forecast.cli.common import add_overrides
+from forecast.cli.common import add_overrides, add_scheduler, scheduler_overrides
 from forecast.errors import InputError
 
 
@@ -22,18 +22,20 @@ def _evaluate_config(args: argparse.Namespace, extra: list[str] | None = None):
 
 
 def _cmd_climatology(args: argparse.Namespace) -> int:
+    from forecast.compute import session
     from forecast.evaluate.align import open_truth
     from forecast.evaluate.climatology import build_climatology, write_climatology
 
     extra = [f"climatology.{k}={v}" for k, v in (("start", args.start), ("end", args.end),
                                                   ("window_days", args.window)) if v is not None]
-    config = _evaluate_config(args, extra)
+    config = _evaluate_config(args, extra + scheduler_overrides(args))
     out = args.out or config.climatology.path
     if out is None:
         raise InputError("where should the climatology go? pass --out PATH (or set climatology.path in the config)")
     c = config.climatology
-    clim = build_climatology(open_truth(args.store), config.variables, c.start, c.end, c.window_days,
-                             progress=not args.no_progress)
+    with session(config.scheduler, config.workers):  # a cluster's client computes the blocks
+        clim = build_climatology(open_truth(args.store), config.variables, c.start, c.end, c.window_days,
+                                 progress=not args.no_progress)
     write_climatology(clim, out)
     print(f"wrote {out}: {len(clim.data_vars)} channel(s) x 366 days x {clim.sizes['hour']} hour(s) from "
           f"{clim.attrs['n_times']} fields over {clim.attrs['period_start']} .. {clim.attrs['period_end']} "
@@ -49,10 +51,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     extra = []
     if args.climatology:
         extra.append(f"climatology.path={args.climatology}")
-    if args.scheduler:
-        extra.append(f"scheduler={args.scheduler}")
-    if args.workers:
-        extra.append(f"workers={args.workers}")
+    extra += scheduler_overrides(args)
     config = _evaluate_config(args, extra)
     result = run_evaluate(config, args.product, args.truth, args.out, args.label, progress=not args.no_progress)
     s = result.scores
@@ -105,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", help="first time averaged, e.g. 2000-01-01 (default: the training period's start)")
     p.add_argument("--end", help="last time averaged, e.g. 2000-12-31T18:00 (default: the training period's end)")
     p.add_argument("--window", type=int, help="smoothing window in days (odd, default 61)")
+    add_scheduler(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overrides(p)
     p.set_defaults(func=_cmd_climatology)
@@ -126,9 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
     p.add_argument("--out", type=Path, help="folder for scores.nc and scores.csv (default: output_dir of the config)")
     p.add_argument("--label", help="name of the forecast in the scores (default: the product's name)")
-    p.add_argument("--scheduler", choices=["threads", "synchronous", "distributed"],
-                   help="dask scheduler; 'distributed' starts a dask.distributed LocalCluster")
-    p.add_argument("--workers", type=int, help="threads or cluster workers")
+    add_scheduler(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overrides(p)
     p.set_defaults(func=_cmd_evaluate)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from forecast.compute import Scheduler
 from forecast.config import StrictModel, Timestamp
 from forecast.grids import Grid, GridType
 from forecast.schema import channel_name
@@ -24,9 +25,12 @@ __all__ = [
 
 
 class SourceConfig(StrictModel):
-    """Where raw fields come from. ``paths`` are glob patterns; the format is guessed from the name."""
+    """Where raw fields come from. ``paths`` are glob patterns or URLs of zarr stores (``gs://``, ``s3://``,
+    ``https://``, ``memory://``, globbing where the filesystem lists); the format is guessed from the name."""
 
     paths: list[str] = Field(min_length=1)
+    # fsspec options for URLs (e.g. {anon: false, profile: x} for s3); access is anonymous by default.
+    storage_options: dict[str, Any] = Field(default_factory=dict)
     format: Literal["auto", "netcdf", "grib", "zarr"] = "auto"
     # Ensemble member (`number`) to take from sources that hold several (ERA5 EDA, GRIB ensembles).
     member: int | None = None
@@ -134,7 +138,8 @@ class IngestConfig(StrictModel):
     # None stores no statistics (e.g. a store that only holds initial conditions for a forecast).
     stats: StatsConfig | None = Field(default_factory=StatsConfig)
     output: OutputConfig
-    scheduler: Literal["threads", "synchronous", "distributed"] = "threads"
+    # threads, synchronous, distributed (a LocalCluster) or a running cluster's address (tcp://host:8786).
+    scheduler: Scheduler = "threads"
     workers: int = Field(default=2, ge=1)
     # Credit line carried into the store's attributes (e.g. the ERA5 licence text).
     attribution: str | None = None

@@ -23,7 +23,7 @@ import xarray as xr
 import zarr
 
 from forecast import __version__
-from forecast.compute import session
+from forecast.compute import Session, session
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.grids import Grid, latitude_bounds, longitude_bounds
@@ -35,7 +35,7 @@ from forecast.ingest.stats import StatsAccumulator
 from forecast.ingest.timeaxis import check_period, check_range, resample_time
 from forecast.ingest.validate import assemble_variable, check_time_axis, find_unreadable, fmt_time
 from forecast.schema import LAT, LEVEL, LON, TIME, VARIABLES, canonical_units
-from forecast.storage import atomic_directory
+from forecast.storage import atomic_directory, check_output_path
 
 __all__ = ["IngestResult", "build_dataset", "run_ingest", "store_fingerprint"]
 
@@ -231,11 +231,11 @@ def _check_ranges(low: xr.Dataset, high: xr.Dataset, times: np.ndarray, config: 
 
 
 def store_fingerprint(config: IngestConfig, files: Sequence[SourceFile]) -> str:
-    """Hash of the config and of each source file's identity (path, size, modification time)."""
+    """Hash of the config and of each source's identity (path, size, modification time; at a URL the digest
+    of the store's metadata)."""
     h = hashlib.sha256(dump_config(config).encode())
     for f in sorted(files, key=lambda f: str(f.path)):
-        st = f.path.stat()
-        h.update(f"{f.path.resolve()}|{f.nbytes}|{st.st_mtime_ns}".encode())
+        h.update(f.identity.encode())
     h.update(__version__.encode())
     return h.hexdigest()
 
@@ -281,7 +281,7 @@ def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assemble
     try:
         with session(config.scheduler, config.workers) as dask_session:
             for a in range(0, n_times, slab):
-                part = region_vars.isel({TIME: slice(a, a + slab)})
+                part = _read_slab(dask_session, region_vars.isel({TIME: slice(a, a + slab)}), assembled)
                 write = part.to_zarr(tmp, region={TIME: slice(a, a + part.sizes[TIME])}, compute=False,
                                      consolidated=False, zarr_format=3)
                 partials = stats.partials(part) if stats is not None else None
@@ -311,6 +311,19 @@ def _stream(ds: xr.Dataset, tmp: Path, config: IngestConfig, assembled: Assemble
             bar.close()
     if stats is not None:
         _append_stats(tmp, stats.result(), ds.attrs)
+
+
+def _read_slab(dask_session: Session, part: xr.Dataset, assembled: Assembled) -> xr.Dataset:
+    """``part`` read and regridded once, held in memory (the workers' with a cluster). Left lazy, the write,
+    whose graph dask optimises on its own, and the checks and statistics would each read every source chunk
+    (twice the bytes from a remote store)."""
+    try:
+        return dask_session.persist(part)
+    except InputError:
+        raise
+    except Exception as exc:  # a file whose header read but whose data do not
+        _raise_unreadable(assembled, exc)
+        raise
 
 
 def _raise_unreadable(assembled: Assembled, exc: Exception) -> None:
@@ -354,7 +367,7 @@ def run_ingest(config: IngestConfig, force: bool = False, progress: bool = True)
     done unless ``force``; a rebuild of the same inputs is byte-identical.
     """
     t0 = time.perf_counter()
-    out = Path(config.output.path)
+    out = check_output_path(config.output.path)  # before any file is read
     assembled = build_dataset(config)
     ds = assembled.dataset
     fp = store_fingerprint(config, assembled.files)

@@ -1,7 +1,9 @@
 """Open raw sources lazily (CDS netCDF, GRIB through cfgrib, WeatherBench2/ARCO zarr) file by file.
 
 Each file is opened on its own so that any later error can name it; data stay lazy (dask) with
-chunks that follow the file's own storage layout, so a compressed chunk is decompressed once.
+chunks that follow the file's own storage layout, so a compressed chunk is decompressed once, and a
+selection of variables, levels and times reads only the chunks that hold it. Zarr stores may be URLs
+(``gs://``, ``s3://``, ``https://``, ``memory://``; see :mod:`forecast.remote`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -18,6 +21,7 @@ from forecast.errors import InputError
 from forecast.ingest.config import SourceConfig
 from forecast.ingest.conventions import normalise
 from forecast.ingest.timeaxis import prepare_time, require_datetime
+from forecast.remote import expand_url, is_url, metadata_digest, open_zarr_url
 from forecast.schema import TIME
 
 __all__ = ["SourceFile", "detect_format", "expand_paths", "open_source", "open_sources"]
@@ -28,30 +32,41 @@ _NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5")
 
 @dataclass
 class SourceFile:
-    """One opened source: its path, its normalised lazy dataset and the times it holds."""
+    """One opened source: its path (or URL), its normalised lazy dataset and the times it holds."""
 
-    path: Path
+    path: Path | str  # a str only for a URL
     dataset: xr.Dataset
-    nbytes: int  # size on disk, for provenance and throughput
+    nbytes: int  # size on disk, for provenance and throughput; 0 at a URL (an archive there is not listed)
     times: np.ndarray = field(default_factory=lambda: np.array([], dtype="datetime64[ns]"))
+    # What a rebuilt store must match: path, size and modification time; at a URL, the metadata's digest.
+    identity: str = ""
 
     @property
     def variables(self) -> list[str]:
         return [str(v) for v in self.dataset.data_vars]
 
 
-def expand_paths(patterns: list[str]) -> list[Path]:
-    """Glob patterns -> sorted unique paths; a pattern that matches nothing is an error."""
-    paths: list[Path] = []
+def expand_paths(patterns: list[str], storage_options: dict[str, Any] | None = None) -> list[Path | str]:
+    """Glob patterns -> sorted unique paths (URLs stay strings); a pattern that matches nothing is an error."""
+    paths: list[Path | str] = []
     for pattern in patterns:
+        if is_url(pattern):
+            paths.extend(expand_url(pattern, storage_options))
+            continue
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
             raise InputError(f"source pattern {pattern!r} matches no file")
         paths.extend(Path(m) for m in matches)
-    return sorted(set(paths))
+    return sorted(set(paths), key=str)
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path | str) -> str:
+    if is_url(path):
+        # Archive names vary (`...chunk-1.zarr-v3`, `....zarr/`); only zarr is read from a URL.
+        if ".zarr" in str(path).rstrip("/").rsplit("/", 1)[-1].lower():
+            return "zarr"
+        raise InputError(f"{path}: only zarr stores are read from URLs; set `format: zarr` if it is one, "
+                         "or download netCDF/GRIB files first")
     name = path.name.lower()
     if path.is_dir() or name.endswith(".zarr") or name.endswith(".zarr/"):
         return "zarr"
@@ -75,7 +90,12 @@ def _disk_size(path: Path) -> int:
 NETCDF_CHUNK_CACHE_BYTES = 1 << 20
 
 
-def _open_raw(path: Path, fmt: str, decode_times: bool = True) -> xr.Dataset:
+def _open_raw(path: Path | str, fmt: str, decode_times: bool = True,
+              storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+    if is_url(path):
+        if fmt != "zarr":
+            raise InputError(f"{path}: only zarr stores are read from URLs, not {fmt}")
+        return open_zarr_url(str(path), storage_options, chunks={}, decode_times=decode_times)
     if fmt == "netcdf":
         import netCDF4
 
@@ -96,9 +116,15 @@ def _open_raw(path: Path, fmt: str, decode_times: bool = True) -> xr.Dataset:
     raise InputError(f"{path}: unknown format {fmt!r}")
 
 
-def open_source(path: Path, fmt: str = "auto", member: int | None = None,
+def _identity(path: Path | str, nbytes: int, storage_options: dict[str, Any] | None) -> str:
+    if is_url(path):
+        return f"{path}|{metadata_digest(str(path), storage_options)}"
+    return f"{Path(path).resolve()}|{nbytes}|{Path(path).stat().st_mtime_ns}"
+
+
+def open_source(path: Path | str, fmt: str = "auto", member: int | None = None,
                 rename: dict[str, str] | None = None, rename_dims: dict[str, str] | None = None,
-                time_units: str | None = None) -> SourceFile:
+                time_units: str | None = None, storage_options: dict[str, Any] | None = None) -> SourceFile:
     """Open and normalise one file; unreadable or truncated files raise :class:`InputError`.
 
     ``rename_dims`` and ``time_units`` give a way in to sources with other dimension names or an integer
@@ -106,7 +132,7 @@ def open_source(path: Path, fmt: str = "auto", member: int | None = None,
     fmt = detect_format(path) if fmt == "auto" else fmt
     try:
         # Given units replace the file's: its own may be what does not decode.
-        raw = _open_raw(path, fmt, decode_times=time_units is None)
+        raw = _open_raw(path, fmt, decode_times=time_units is None, storage_options=storage_options)
     except InputError:
         raise
     except Exception as exc:  # netCDF4/HDF5/eccodes raise many types for a damaged file
@@ -121,13 +147,15 @@ def open_source(path: Path, fmt: str = "auto", member: int | None = None,
     ds = normalise(raw, str(path), member=member, rename=rename)
     require_datetime(ds, str(path))
     times = ds[TIME].values if TIME in ds.dims else np.array([], dtype="datetime64[ns]")
-    return SourceFile(path=path, dataset=ds, nbytes=_disk_size(path), times=times)
+    nbytes = 0 if is_url(path) else _disk_size(Path(path))
+    return SourceFile(path=path, dataset=ds, nbytes=nbytes, times=times,
+                      identity=_identity(path, nbytes, storage_options))
 
 
 def open_sources(config: SourceConfig) -> list[SourceFile]:
     """Open every file matched by ``config.paths``."""
     return [
         open_source(p, config.format, member=config.member, rename=config.rename, rename_dims=config.rename_dims,
-                    time_units=config.time_units)
-        for p in expand_paths(config.paths)
+                    time_units=config.time_units, storage_options=config.storage_options)
+        for p in expand_paths(config.paths, config.storage_options)
     ]
