@@ -55,23 +55,39 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+def _list_index(node: list, key: str, dotted: str, where: str) -> int:
+    """``key`` as an index into the list ``node`` (at ``where`` in override ``dotted``), else a :class:`ConfigError`."""
+    try:
+        index = int(key)
+    except ValueError:
+        raise ConfigError(f"override {dotted!r}: {where} is a list; {key!r} is not an index (0 .. "
+                          f"{len(node) - 1})") from None
+    if not -len(node) <= index < len(node):
+        raise ConfigError(f"override {dotted!r}: {where} has {len(node)} item(s); index {index} is out of range")
+    return index
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node: Any = tree
-    for i, key in enumerate(keys[:-1]):
-        if isinstance(node, list):
-            node = node[int(key)]
-            continue
-        if key not in node or node[key] is None:
-            node[key] = {}
-        node = node[key]
+    for i, key in enumerate(keys):
+        where = ".".join(keys[:i]) or "the config"
         if not isinstance(node, dict | list):
-            raise ConfigError(f"override {dotted!r}: {'.'.join(keys[: i + 1])} is not a mapping")
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+            raise ConfigError(f"override {dotted!r}: {where} is a {type(node).__name__} ({node!r}), not a mapping")
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            index = _list_index(node, key, dotted, where)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+            continue
+        if last:
+            node[key] = value
+        else:
+            if key not in node or node[key] is None:
+                node[key] = {}
+            node = node[key]
 
 
 def apply_overrides(tree: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -137,7 +153,17 @@ def validate_config(cls: type[M], tree: dict[str, Any], overrides: list[str] | N
     try:
         return cls.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(f"{source} is invalid:\n{exc}") from exc
+        raise ConfigError(f"{source} is invalid: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Pydantic's errors as one line (the CLI's error is one line): ``field.path: message (got value)``."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "the config"
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.60})"
+        parts.append(f"{where}: {err['msg']}{got}")
+    return "; ".join(parts)
 
 
 def dump_config(config: StrictModel) -> str:

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from forecast.errors import InputError
 
-__all__ = ["atomic_directory", "atomic_file", "atomic_files", "check_output_path", "fsync_tree",
+__all__ = ["DISK_ERRORS", "atomic_directory", "atomic_file", "atomic_files", "check_output_path", "fsync_tree",
            "remove_stale_partials"]
 
 # Errors of the disk rather than of the data: reported as one line naming what was being written.
-_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -173,7 +173,7 @@ def _disk_errors_as_messages(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno in _DISK_ERRORS:
+        if exc.errno in DISK_ERRORS:
             raise _disk_error(exc, path) from exc
         raise
 

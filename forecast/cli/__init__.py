@@ -16,6 +16,7 @@ from forecast import __version__
 from forecast.cli import climate, data, evaluate, predict, train
 from forecast.config import ConfigError
 from forecast.errors import InputError
+from forecast.storage import DISK_ERRORS
 
 __all__ = ["build_parser", "main"]
 
@@ -63,5 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (InputError, ConfigError) as exc:
         print(f"forecast {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        # A full or read-only disk met outside forecast.storage (e.g. a product's chunk write): one line too.
+        print(f"forecast {args.command}: error: cannot write {exc.filename or 'the output'}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 1
 

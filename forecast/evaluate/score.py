@@ -59,7 +59,7 @@ from forecast.evaluate.metrics import (
 )
 from forecast.evaluate.regions import REGION, region_masks
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
-from forecast.storage import atomic_files
+from forecast.storage import atomic_files, check_output_path
 
 __all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "few_cases_warning",
            "finalise", "forecast_names", "score_uncertainty",
@@ -508,11 +508,12 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
         clim = climatology_at(source, aligned.forecast[VALID_TIME], aligned.variables,
                               {INIT_TIME: aligned.forecast.chunksizes[INIT_TIME][0]})
     name = label or forecast_label(fc, product)
+    out_dir = check_output_path(out_dir or config.run_dir(name))  # before the scoring, not after it
     scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
                       config.scheduler, config.workers, progress, _ensemble_baselines(config, aligned, tr),
                       config.statistics)
     scores.attrs.update({"product": str(product), "truth": str(truth),
                          "climatology": config.climatology.path or "built from the truth store",
                          "evaluate_config": dump_config(config)})
-    nc, csv = write_scores(scores, out_dir or config.run_dir(name))
+    nc, csv = write_scores(scores, out_dir)
     return EvaluateResult(scores, nc, csv, time.perf_counter() - t0)

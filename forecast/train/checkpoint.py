@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,27 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def _check_integrity(path: Path) -> None:
+    """Verify every member's CRC-32 in the checkpoint's zip container: torch.load does not, and a flipped bit
+    in a tensor would otherwise load as silently wrong weights."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"checkpoint {path} is truncated or not a torch checkpoint ({type(exc).__name__}: {exc}); "
+                         "copy or write it again") from exc
+    if bad is not None:
+        raise InputError(f"checkpoint {path} is damaged: its part {bad!r} fails the CRC check (a flipped bit or a bad "
+                         "copy); copy or write it again")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely: ``weights_only=True`` never executes code from the file."""
+    """Read a checkpoint safely: its CRCs are verified first, and ``weights_only=True`` never executes code
+    from the file (a pickled object other than tensors and plain containers is refused)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"checkpoint {path} does not exist")
+    _check_integrity(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated or foreign files raise several types

@@ -29,10 +29,11 @@ from forecast.errors import InputError
 from forecast.grids import area_weights
 from forecast.models import count_parameters
 from forecast.models.forecaster import Forecaster
+from forecast.storage import check_output_path
 from forecast.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from forecast.train.config import TrainConfig
 from forecast.train.losses import AreaWeightedMSE
-from forecast.train.package import assemble_forecaster, load_package, save_package
+from forecast.train.package import ModelPackage, assemble_forecaster, load_package, save_package
 from forecast.train.schedule import EMA, warmup_cosine
 
 __all__ = ["EpochSampler", "TrainResult", "build_forecaster", "resolve_device", "train", "validate"]
@@ -239,7 +240,7 @@ class _Run:
 
 def _prepare_run_dir(config: TrainConfig, info: DistInfo, resume: bool) -> bool:
     """Create the run folder; return whether to resume (only when asked and a checkpoint exists)."""
-    run_dir = Path(config.run_dir)
+    run_dir = check_output_path(config.run_dir)
     ckpt_path = run_dir / "last.pt"
     if resume and not ckpt_path.exists():
         log.info("no checkpoint in %s: starting a new run", run_dir)
@@ -254,16 +255,47 @@ def _prepare_run_dir(config: TrainConfig, info: DistInfo, resume: bool) -> bool:
     return resume
 
 
+def _check_init_from(path: str, pkg: ModelPackage, store: TrainingStore, state: dict[str, torch.Tensor]) -> None:
+    """Refuse a package to start from that does not fit this run: other channels, grid, normalisation statistics
+    (its weights expect inputs scaled by them; within 1e-4 relative) or network shapes (``state``: the new
+    network's ``state_dict``)."""
+    if pkg.channels != store.channels:
+        raise InputError(f"init_from {path} was trained on channels {pkg.channels}, the store has {store.channels}")
+    same_grid = (pkg.grid_type == store.grid_type and pkg.latitudes.shape == store.latitudes.shape
+                 and pkg.longitudes.shape == store.longitudes.shape
+                 and np.allclose(pkg.latitudes, store.latitudes) and np.allclose(pkg.longitudes, store.longitudes))
+    if not same_grid:
+        raise InputError(f"init_from {path} was trained on a {pkg.grid_type} {pkg.latitudes.size} x "
+                         f"{pkg.longitudes.size} grid, the store is {store.grid_type} {store.latitudes.size} x "
+                         f"{store.longitudes.size}")
+    for what in ("mean", "std", "tendency_std"):
+        ours, theirs = np.asarray(getattr(store, what), np.float64), np.asarray(getattr(pkg, what), np.float64)
+        off = ~np.isclose(theirs, ours, rtol=1e-4, atol=0)
+        if off.any():
+            c = int(np.argmax(off))
+            raise InputError(f"init_from {path} was trained with another normalisation: {what} of "
+                             f"{store.channels[c]} is {theirs[c]:.6g} there, {ours[c]:.6g} in the store; start from "
+                             "a package trained on this store's statistics")
+    shapes = {k: tuple(v.shape) for k, v in pkg.state_dict.items()}
+    wanted = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != wanted:
+        diff = sorted(k for k in set(shapes) | set(wanted) if shapes.get(k) != wanted.get(k))
+        raise InputError(f"init_from {path} holds another network: {len(diff)} weight(s) differ in name or shape "
+                         f"(e.g. {diff[0]}: {shapes.get(diff[0])} there, {wanted.get(diff[0])} in this model); "
+                         "its model config must equal this run's `model:`")
+
+
 def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: TrainingStore, total_steps: int,
                resume: bool) -> _Run:
     forecaster = build_forecaster(config, store)
     if config.init_from and not resume:
         pkg = load_package(config.init_from)
-        if pkg.channels != store.channels:
-            raise InputError(f"init_from {config.init_from} was trained on channels {pkg.channels}, "
-                             f"the store has {store.channels}")
+        _check_init_from(config.init_from, pkg, store, forecaster.network.state_dict())
         forecaster.network.load_state_dict(pkg.state_dict)
     forecaster = forecaster.to(dev)
+    unknown = sorted(set(config.loss.channel_weights) - set(store.channels))
+    if unknown:
+        raise InputError(f"loss.channel_weights names {unknown}, not channels of the store {store.channels}")
     channel_w = np.array([config.loss.channel_weights.get(c, 1.0) for c in store.channels])
     opt = torch.optim.AdamW(forecaster.parameters(), lr=config.optim.lr, betas=config.optim.betas,
                             weight_decay=config.optim.weight_decay)
