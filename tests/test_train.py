@@ -270,6 +270,46 @@ def test_torchrun_two_processes_through_the_cli(store, tmp_path):
     assert len(losses(tmp_path / "ddp")) == 2 and (tmp_path / "ddp" / "model.pt").exists()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_two_nodes_equal_one_process_on_the_same_global_batch(store, tmp_path):
+    """Two "nodes" (one torchrun agent each, 1 process per node) meeting through c10d rendezvous on 127.0.0.1:
+    the loss trajectory and weights equal one process's on the same global batch, and rank 0's checkpoint
+    resumes the run."""
+    tree = {"epochs": 2, "steps_per_epoch": 2, "checkpoint_every": 1}
+    cfg_file = tmp_path / "nodes.yaml"
+    cfg_file.write_text(dump_config(train_config(store, tmp_path / "nodes", **tree)))
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen(
+        [torchrun, "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank), "--rdzv-backend", "c10d",
+         "--rdzv-endpoint", endpoint, "--rdzv-id", f"test-{os.getpid()}", "--max-restarts", "0",
+         "-m", "forecast.cli", "train", str(cfg_file), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        outputs = [n.communicate(timeout=300) for n in nodes]
+    finally:
+        for n in nodes:
+            n.kill()
+    assert all(n.returncode == 0 for n in nodes), "\n".join(err[-2000:] for _, err in outputs)
+    assert any("2 process(es)" in err for _, err in outputs)
+    train(train_config(store, tmp_path / "one", **tree), progress=False)
+    np.testing.assert_allclose(losses(tmp_path / "nodes"), losses(tmp_path / "one"), rtol=1e-5)
+    a, b = load_package(tmp_path / "nodes/model.pt").state_dict, load_package(tmp_path / "one/model.pt").state_dict
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
+    # Only rank 0 wrote the checkpoint, atomically (no temporaries left), at the end of the run; it resumes.
+    assert sorted(p.name for p in (tmp_path / "nodes").iterdir() if p.name.startswith(".")) == []
+    result = train(train_config(store, tmp_path / "nodes", **tree), resume=True, progress=False)
+    assert result.steps == 4 and len(losses(tmp_path / "nodes")) == 4
+
+
 def test_rollout_schedule_unrolls_more_steps_in_later_epochs(store, tmp_path):
     cfg = train_config(store, tmp_path / "run", epochs=3, steps_per_epoch=2, loss={"rollout_schedule": {1: 2, 2: 3}})
     assert [cfg.loss.steps_at(e) for e in range(4)] == [1, 2, 3, 3] and cfg.loss.max_steps == 3
