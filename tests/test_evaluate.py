@@ -29,7 +29,7 @@ from forecast.evaluate.metrics import (
     zonal_energy_spectrum,
 )
 from forecast.evaluate.regions import box_mask, region_masks
-from forecast.evaluate.score import evaluate, read_scores, run_evaluate, scores_table
+from forecast.evaluate.score import dispersion_verdict, evaluate, read_scores, run_evaluate, scores_table
 from forecast.grids import Grid
 from forecast.testing import evaluation_store, noisy_product
 
@@ -346,3 +346,21 @@ def test_intervals_significance_and_probabilistic_baselines(store, ensemble, tmp
     assert {"lower", "upper"} <= set(table.columns)
     ss = s["noisy-truth"].sel(metric=["spread_skill", "spread_skill_corrected"], region="global")
     np.testing.assert_allclose(ss.sel(metric="spread_skill_corrected"), ss.sel(metric="spread_skill") * np.sqrt(6 / 5))
+
+
+def test_dispersion_verdict_reads_the_corrected_ratio_and_its_interval():
+    coords = {"metric": ["rmse", "spread", "spread_skill", "spread_skill_corrected"], "region": ["global"],
+              "variable": ["z500", "msl"], "lead_time": np.arange(1, 5) * np.timedelta64(6, "h")}
+    ratio = np.array([1.0, 1.0, 1.0, 1.0])  # the corrected ratio, z500 then msl
+    s = xr.Dataset({"ens": (list(coords), np.ones((4, 1, 2, 4)))}, coords=coords)
+    s["ens"].loc[{"metric": "spread_skill_corrected", "variable": "z500"}] = 0.5 * ratio
+    s["ens"].loc[{"metric": "spread_skill_corrected", "variable": "msl"}] = 0.7 * ratio
+    s.attrs = {"forecast": "ens", "members": 4}
+    verdict = dispersion_verdict(s)
+    assert verdict.startswith("under-dispersive") and "z500 0.50 (4/4 leads below" in verdict
+    # An interval that holds 1 at every lead: no verdict either way.
+    s["score_interval"] = xr.concat([0.5 * s["ens"], 2.5 * s["ens"]], "bound").assign_coords(
+        bound=["lower", "upper"]).expand_dims(source=["ens"])
+    assert dispersion_verdict(s).startswith("not clearly")
+    s.attrs["members"] = 1
+    assert dispersion_verdict(s) is None

@@ -162,3 +162,27 @@ def test_render_and_report_of_an_evaluation_through_the_cli(tmp_path):
     md = (run / "report.md").read_text()
     assert "| rmse | z500 | noisy-truth |" in md and "Relative skill vs persistence" in md
     assert main(["report", str(tmp_path / "nowhere")]) == 1
+
+
+def with_uncertainty(s: xr.Dataset, p: float) -> xr.Dataset:
+    """fake_scores plus 10 % intervals on every score and the same p-value ``p`` for sfno vs persistence."""
+    names = ["sfno", "persistence", "climatology"]
+    values = xr.concat([s[n] for n in names], "source").assign_coords(source=names)
+    s["score_interval"] = xr.concat([0.9 * values, 1.1 * values], "bound").assign_coords(
+        bound=["lower", "upper"]).transpose("source", "bound", ...)
+    s["p_value"] = xr.full_like(s["sfno"], p).expand_dims(reference=["persistence"])
+    s.attrs.update(confidence=0.9, n_init_times=30)
+    return s
+
+
+def test_scorecard_marks_significance_and_score_plots_draw_intervals(tmp_path):
+    strong, weak = with_uncertainty(fake_scores(), 0.01), with_uncertainty(fake_scores(), 0.5)
+    table = plots.relative_skill(strong, "persistence", significance=True)
+    np.testing.assert_allclose(table.loc["RMSE z500"], 0.01)
+    assert plots.relative_skill(strong, "climatology", significance=True).isna().all().all()  # no p-values there
+    a = pixels(save_figure(plots.scorecard(strong, "persistence"), tmp_path / "strong.png", dpi=50))
+    b = pixels(save_figure(plots.scorecard(weak, "persistence"), tmp_path / "weak.png", dpi=50))
+    assert a.shape == b.shape and np.abs(a - b).sum() > 1000  # hatching on the insignificant cells
+    bars = pixels(save_figure(plots.metric_vs_lead(strong, "rmse"), tmp_path / "bars.png", dpi=50))
+    plain = pixels(save_figure(plots.metric_vs_lead(fake_scores(), "rmse"), tmp_path / "plain.png", dpi=50))
+    assert bars.shape == plain.shape and np.abs(bars - plain).sum() > 1000

@@ -47,8 +47,11 @@ def persistence_ensemble(truth: xr.Dataset, like: xr.Dataset, variables: list[st
         raise InputError(f"the persistence ensemble needs the truth {members - 1} days before each initial time; "
                          f"the truth store has no data at {np.datetime_as_string(first, unit='m')} (it starts "
                          f"{np.datetime_as_string(times[0], unit='m')}); lower baseline_members")
-    pos = np.broadcast_to(pos[:, None, :], (pos.shape[0], like.sizes[LEAD_TIME], members))
-    return _from_truth(truth, variables, pos, like)
+    # Read each member once and broadcast it over the leads (indexing every lead would read it once per lead).
+    fields = truth[variables].isel({TIME: xr.DataArray(pos, dims=[INIT_TIME, MEMBER])}).drop_vars(TIME)
+    fields = fields.assign_coords({INIT_TIME: like[INIT_TIME], MEMBER: np.arange(members)})
+    fields = fields.expand_dims({LEAD_TIME: like[LEAD_TIME].values}, axis=1)
+    return fields.chunk({INIT_TIME: like.chunksizes.get(INIT_TIME, -1), LEAD_TIME: -1, MEMBER: -1})
 
 
 def climatology_ensemble_times(store_times: np.ndarray, valid: np.ndarray, period: tuple[np.datetime64, np.datetime64],

@@ -61,9 +61,9 @@ from forecast.evaluate.regions import REGION, region_masks
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from forecast.storage import atomic_files, check_output_path
 
-__all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "evaluate", "few_cases_warning",
-           "finalise", "forecast_names", "score_uncertainty",
-           "read_scores", "run_evaluate", "score_summary", "scores_table", "write_scores"]
+__all__ = ["BASELINES", "SCORES", "STATISTICS", "EvaluateResult", "Forecast", "dispersion_verdict", "evaluate",
+           "few_cases_warning", "finalise", "forecast_names", "read_scores", "run_evaluate", "score_summary",
+           "score_uncertainty", "scores_table", "write_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +407,36 @@ def few_cases_warning(scores: xr.Dataset) -> str | None:
     return (f"these scores rest on {n} initial time(s), fewer than {least}: a score's value depends on which cases "
             "were picked, and its interval is wide or, below about 10, unreliable; score more initial times "
             "(e.g. a longer `init` range in the predict config)")
+
+
+def dispersion_verdict(scores: xr.Dataset, region: str = "global") -> str | None:
+    """One line on an ensemble's dispersion: per variable, at how many leads the spread/skill ratio (corrected by
+    ``sqrt((M + 1) / M)`` where the scores hold it, so that reliable is 1) lies significantly below or above its
+    reliable value (its interval excludes it; the value itself without intervals). None for a point forecast."""
+    main = forecast_names(scores)[0]
+    members = int(scores.attrs.get("members", 1))
+    metrics = scores[METRIC].values
+    if members < 2 or "spread_skill" not in metrics:
+        return None
+    ratio = "spread_skill_corrected" if "spread_skill_corrected" in metrics else "spread_skill"
+    reliable = 1.0 if ratio == "spread_skill_corrected" else float(np.sqrt(members / (members + 1.0)))
+    value = scores[main].sel({METRIC: ratio, REGION: region})
+    if "score_interval" in scores:
+        ci = scores["score_interval"].sel({SOURCE: main, METRIC: ratio, REGION: region})
+        low, high = ci.sel({BOUND: "upper"}) < reliable, ci.sel({BOUND: "lower"}) > reliable
+    else:
+        low, high = value < reliable, value > reliable
+    n = value.sizes[LEAD_TIME]
+    parts, under, over = [], 0, 0
+    for v in scores[VARIABLE].values.tolist():
+        u, o = int(low.sel({VARIABLE: v}).sum()), int(high.sel({VARIABLE: v}).sum())
+        under, over = under + (u > n / 2), over + (o > n / 2)
+        parts.append(f"{v} {float(value.sel({VARIABLE: v}).mean()):.2f} ({u}/{n} leads below, {o} above)")
+    k = len(parts)
+    verdict = ("under-dispersive (spread too small)" if under > k / 2 else
+               "over-dispersive (spread too large)" if over > k / 2 else "not clearly over- or under-dispersive")
+    return (f"{verdict}: mean {'corrected ' if reliable == 1.0 else ''}spread/skill ratio (reliable "
+            f"{reliable:.3g}), {region}: " + "; ".join(parts))
 
 
 def scores_table(ds: xr.Dataset) -> pd.DataFrame:
