@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from forecast.storage import check_output_path
 from forecast.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from forecast.train.config import TrainConfig
 from forecast.train.losses import AreaWeightedMSE
+from forecast.train.precision import amp_dtype, autocast, grad_scaler, optimiser_step
 from forecast.train.package import ModelPackage, assemble_forecaster, load_package, save_package
 from forecast.train.schedule import EMA, warmup_cosine
 
@@ -107,16 +107,6 @@ class EpochSampler(Sampler[int]):
 def build_forecaster(config: TrainConfig, store: TrainingStore) -> Forecaster:
     return assemble_forecaster(config.model, store, config.residual, config.conserve_global_mean,
                                source=f"train config {config.name}")
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return nullcontext()
-    if amp == "auto":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 @torch.no_grad()
@@ -210,6 +200,9 @@ class _Run:
     step: int = 0
     best: float = math.inf
     validation: dict = field(default_factory=dict)
+    amp_dtype: torch.dtype | None = None  # autocast dtype (forecast.train.precision); None: full precision
+    # Loss scaling for float16 autocast; disabled (a pass-through) otherwise.
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
 
     @property
     def ckpt_path(self) -> Path:
@@ -227,7 +220,7 @@ class _Run:
             "batch_in_epoch": next_batch, "step": self.step, "model": self.forecaster.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(), "best_score": self.best,
-            "validation": json.dumps(self.validation),
+            "validation": json.dumps(self.validation), "scaler": self.scaler.state_dict(),
         })
 
     def package(self, path: Path) -> None:
@@ -306,8 +299,10 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
     loss_fn = AreaWeightedMSE(store.latitudes, channel_w).to(dev)
     sched = warmup_cosine(opt, config.optim.warmup_steps, total_steps, config.optim.min_lr_ratio)
     ema = EMA(forecaster, config.optim.ema_decay) if config.optim.ema_decay else None
+    dtype = amp_dtype(dev.type, config.optim.amp)
     return _Run(config, info, dev, store, forecaster, unroll, model, loss_fn, opt, sched, ema,
-                count_parameters(forecaster.network), Path(config.run_dir))
+                count_parameters(forecaster.network), Path(config.run_dir), amp_dtype=dtype,
+                scaler=grad_scaler(dev, dtype))
 
 
 def _resume(run: _Run) -> None:
@@ -323,6 +318,8 @@ def _resume(run: _Run) -> None:
     run.sched.load_state_dict(ck["scheduler"])
     if run.ema is not None and ck.get("ema") is not None:
         run.ema.load_state_dict(ck["ema"])
+    if ck.get("scaler"):  # the float16 loss scale goes on where it was
+        run.scaler.load_state_dict(ck["scaler"])
     run.epoch, run.skip, run.step, run.best = ck["epoch"], ck["batch_in_epoch"], ck["step"], ck["best_score"]
     run.validation = json.loads(ck.get("validation", "{}"))
     set_rng_state(ck["rng"])
@@ -340,13 +337,9 @@ def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
     forc = batch["forcings"].to(dev, non_blocking=True)
     if config.loss.input_noise:
         state = state + config.loss.input_noise * torch.randn_like(state)
-    with _autocast(dev, config.optim.amp):
+    with autocast(dev, run.amp_dtype):
         loss = run.loss_fn(run.model(state, forc), targets)
-    run.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = (torch.nn.utils.clip_grad_norm_(run.forecaster.parameters(), config.optim.grad_clip)
-                 if config.optim.grad_clip else torch.tensor(float("nan")))
-    run.opt.step()
+    grad_norm, _ = optimiser_step(loss, run.opt, run.scaler, run.forecaster.parameters(), config.optim.grad_clip)
     run.sched.step()
     if run.ema:
         run.ema.update(run.forecaster)
@@ -354,7 +347,7 @@ def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
     loss_value = loss.detach()
     if run.info.world_size > 1:
         dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
-    return float(loss_value), float(grad_norm)
+    return float(loss_value), grad_norm
 
 
 def _train_epoch(run: _Run, loader: DataLoader, batches: int, progress: bool) -> float:
