@@ -321,13 +321,14 @@ def test_rollout_schedule_unrolls_more_steps_in_later_epochs(store, tmp_path):
         train_config(store, tmp_path / "bad", loss={"rollout_schedule": {1: 0}})
 
 
-def test_input_noise_changes_the_trajectory_and_resumes_exactly(store, tmp_path):
+@pytest.mark.parametrize("noise", [0.1, {"type": "spherical_grf", "amplitude": 0.1, "length_scale_km": 3000}])
+def test_input_noise_changes_the_trajectory_and_resumes_exactly(store, tmp_path, noise):
     plain = train(train_config(store, tmp_path / "plain", epochs=1, steps_per_epoch=4), progress=False)
-    noisy_cfg = train_config(store, tmp_path / "noisy", epochs=1, steps_per_epoch=4, loss={"input_noise": 0.1})
+    noisy_cfg = train_config(store, tmp_path / "noisy", epochs=1, steps_per_epoch=4, loss={"input_noise": noise})
     train(noisy_cfg, progress=False)
     assert losses(tmp_path / "noisy") != losses(tmp_path / "plain") and plain.steps == 4
     # Noise is drawn from the run's RNG, which the checkpoint carries: stop after 2 steps, resume, same curve.
-    half = train_config(store, tmp_path / "half", epochs=1, steps_per_epoch=4, loss={"input_noise": 0.1})
+    half = train_config(store, tmp_path / "half", epochs=1, steps_per_epoch=4, loss={"input_noise": noise})
     with pytest.MonkeyPatch.context() as mp_:
         import forecast.train.loop as loop
 
@@ -347,6 +348,34 @@ def test_input_noise_changes_the_trajectory_and_resumes_exactly(store, tmp_path)
             train(half, progress=False)
     train(half, resume=True, progress=False)
     np.testing.assert_allclose(losses(tmp_path / "half"), losses(tmp_path / "noisy"), rtol=1e-6)
+
+
+def test_spherical_grf_input_noise_has_unit_variance_and_a_matern_spectrum():
+    """Pointwise std = amplitude (area-weighted, over many draws), zero global mean, and the sample power
+    per degree follows the configured Matérn spectrum: red, unlike white noise."""
+    from torch_harmonics import RealSHT
+
+    from forecast.grids import gaussian_latitudes
+    from forecast.rollout.perturbations import matern_spectrum
+    from forecast.train.noise import InputNoise, InputNoiseConfig
+
+    nlat, nlon = 32, 64
+    cfg = InputNoiseConfig.model_validate({"type": "spherical_grf", "amplitude": 0.3, "length_scale_km": 2500})
+    noise = InputNoise(cfg, "legendre-gauss", nlat, nlon)  # the embedded store's grid
+    torch.manual_seed(0)
+    field = noise(torch.zeros(64, 2, nlat, nlon, dtype=torch.float64))  # (B, C, H, W)
+    w = torch.as_tensor(area_weights(gaussian_latitudes(nlat)[0]))[:, None]
+    assert abs(float((field.square() * w).mean().sqrt()) - 0.3) < 0.02
+    assert float((field * w).mean((-2, -1)).abs().max()) < 1e-10  # degree 0 is left out
+    coeffs = RealSHT(nlat, nlon, lmax=noise.lmax, mmax=noise.lmax, grid="legendre-gauss").double()(field)
+    power = coeffs.abs().square()
+    power[..., 1:] *= 2  # m > 0 stand for +-m
+    per_degree = power.sum(-1).mean((0, 1))  # sum over m of |c_lm|^2, orthonormal harmonics
+    expected = 0.3**2 * (2 * np.arange(noise.lmax) + 1) * matern_spectrum(noise.lmax, 2500, 1.5)
+    ratio = per_degree[1:20].numpy() / expected[1:20]
+    assert np.all(np.abs(ratio - 1) < 0.35), ratio
+    white = InputNoise(InputNoiseConfig.model_validate(0.3), "equiangular", nlat, nlon)
+    assert white.config.type == "white" and bool(white) and not InputNoise(InputNoiseConfig(), "equiangular", 4, 8)
 
 
 def test_conserved_channels_keep_their_global_mean_through_a_rollout(store, tmp_path):

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from forecast.config import StrictModel, Timestamp
 from forecast.models.config import ModelConfig
+from forecast.train.noise import InputNoiseConfig
 
 __all__ = ["DataConfig", "LossConfig", "OptimConfig", "PeriodConfig", "TrainConfig", "ValidationConfig"]
 
@@ -46,9 +47,10 @@ class LossConfig(StrictModel):
     # {3: 2, 5: 4}; epochs before the first key use rollout_steps. A model that has seen its own
     # errors a few steps deep learns to damp them, which is what keeps long rollouts stable.
     rollout_schedule: dict[int, int] = Field(default_factory=dict)
-    # Std (normalised units) of Gaussian noise added to each training window's initial state: the model
-    # learns to pull slightly-off states back towards the data instead of amplifying the error.
-    input_noise: float = Field(default=0.0, ge=0)
+    # Noise added to each training window's initial state (forecast.train.noise): a number is the std
+    # (normalised units) of white noise; {type: spherical_grf, amplitude, length_scale_km} correlated
+    # noise with power at the large scales. The model learns to pull off states back towards the data.
+    input_noise: InputNoiseConfig = Field(default_factory=InputNoiseConfig)
 
     @model_validator(mode="after")
     def _positive_schedule(self) -> LossConfig:

@@ -32,8 +32,9 @@ from forecast.storage import check_output_path
 from forecast.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from forecast.train.config import TrainConfig
 from forecast.train.losses import AreaWeightedMSE
-from forecast.train.precision import amp_dtype, autocast, grad_scaler, optimiser_step
+from forecast.train.noise import InputNoise
 from forecast.train.package import ModelPackage, assemble_forecaster, load_package, save_package
+from forecast.train.precision import amp_dtype, autocast, grad_scaler, optimiser_step
 from forecast.train.schedule import EMA, warmup_cosine
 
 __all__ = ["EpochSampler", "TrainResult", "build_forecaster", "resolve_device", "train", "validate"]
@@ -200,6 +201,7 @@ class _Run:
     step: int = 0
     best: float = math.inf
     validation: dict = field(default_factory=dict)
+    noise: InputNoise | None = None  # loss.input_noise on each window's initial state
     amp_dtype: torch.dtype | None = None  # autocast dtype (forecast.train.precision); None: full precision
     # Loss scaling for float16 autocast; disabled (a pass-through) otherwise.
     scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
@@ -286,6 +288,7 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
         _check_init_from(config.init_from, pkg, store, forecaster.network.state_dict())
         forecaster.network.load_state_dict(pkg.state_dict)
     forecaster = forecaster.to(dev)
+    noise = InputNoise(config.loss.input_noise, store.grid_type, *store.shape)
     unknown = sorted(set(config.loss.channel_weights) - set(store.channels))
     if unknown:
         raise InputError(f"loss.channel_weights names {unknown}, not channels of the store {store.channels}")
@@ -302,7 +305,7 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
     dtype = amp_dtype(dev.type, config.optim.amp)
     return _Run(config, info, dev, store, forecaster, unroll, model, loss_fn, opt, sched, ema,
                 count_parameters(forecaster.network), Path(config.run_dir), amp_dtype=dtype,
-                scaler=grad_scaler(dev, dtype))
+                scaler=grad_scaler(dev, dtype), noise=noise)
 
 
 def _resume(run: _Run) -> None:
@@ -335,8 +338,8 @@ def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
     state = batch["state"].to(dev, non_blocking=True)
     targets = batch["targets"][:, :k].to(dev, non_blocking=True)
     forc = batch["forcings"].to(dev, non_blocking=True)
-    if config.loss.input_noise:
-        state = state + config.loss.input_noise * torch.randn_like(state)
+    if run.noise:
+        state = run.noise(state)
     with autocast(dev, run.amp_dtype):
         loss = run.loss_fn(run.model(state, forc), targets)
     grad_norm, _ = optimiser_step(loss, run.opt, run.scaler, run.forecaster.parameters(), config.optim.grad_clip)
