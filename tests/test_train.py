@@ -401,3 +401,22 @@ def test_conserved_channels_keep_their_global_mean_through_a_rollout(store, tmp_
     assert abs(float(drift[0])) > 1e-3 * float(pkg.std[0])  # z500 is free to move
     with pytest.raises(Exception, match="conserve_global_mean names"):
         train(train_config(store, tmp_path / "bad", conserve_global_mean=["t850"]), progress=False)
+
+
+def test_weight_decay_on_weights_only_spares_biases_norms_and_position_embeddings():
+    """With zero gradients an AdamW step only decays: matrices shrink by lr * wd, the rest stay put."""
+    from forecast.train.schedule import parameter_groups
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    net.register_parameter("pos_embed", torch.nn.Parameter(torch.ones(1, 2, 4)))
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    opt = torch.optim.AdamW(parameter_groups(net, 0.5, "weights"), lr=0.1)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    after = dict(net.named_parameters())
+    torch.testing.assert_close(after["0.weight"], before["0.weight"] * (1 - 0.1 * 0.5))
+    for name in ("0.bias", "1.weight", "1.bias", "pos_embed"):
+        torch.testing.assert_close(after[name], before[name])
+    groups = parameter_groups(net, 0.5, "all")
+    assert len(groups) == 1 and len(groups[0]["params"]) == 5

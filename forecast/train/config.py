@@ -32,6 +32,8 @@ class DataConfig(StrictModel):
 class OptimConfig(StrictModel):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
+    # "weights": decay only weight matrices and spectral filters, not biases, norms, position embeddings.
+    decay: Literal["all", "weights"] = "all"
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = Field(default=50, ge=0)
     min_lr_ratio: float = Field(default=0.02, ge=0, le=1)  # floor of the cosine decay, relative to lr

@@ -35,7 +35,7 @@ from forecast.train.losses import AreaWeightedMSE
 from forecast.train.noise import InputNoise
 from forecast.train.package import ModelPackage, assemble_forecaster, load_package, save_package
 from forecast.train.precision import amp_dtype, autocast, grad_scaler, optimiser_step
-from forecast.train.schedule import EMA, warmup_cosine
+from forecast.train.schedule import EMA, parameter_groups, warmup_cosine
 
 __all__ = ["EpochSampler", "TrainResult", "build_forecaster", "resolve_device", "train", "validate"]
 
@@ -293,8 +293,8 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
     if unknown:
         raise InputError(f"loss.channel_weights names {unknown}, not channels of the store {store.channels}")
     channel_w = np.array([config.loss.channel_weights.get(c, 1.0) for c in store.channels])
-    opt = torch.optim.AdamW(forecaster.parameters(), lr=config.optim.lr, betas=config.optim.betas,
-                            weight_decay=config.optim.weight_decay)
+    groups = parameter_groups(forecaster, config.optim.weight_decay, config.optim.decay)
+    opt = torch.optim.AdamW(groups, lr=config.optim.lr, betas=config.optim.betas)
     unroll = _Unroll(forecaster, config.loss.steps_at(0))
     # No buffer needs syncing (no running statistics; the SHT matrices are the same on every rank), so
     # DDP need not broadcast them before every forward.

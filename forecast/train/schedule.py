@@ -1,4 +1,4 @@
-"""Learning-rate schedule and exponential moving average of weights."""
+"""Optimiser parameter groups, learning-rate schedule and exponential moving average of weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,27 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["EMA", "warmup_cosine"]
+__all__ = ["EMA", "parameter_groups", "warmup_cosine"]
+
+
+# Parameters that set offsets and scales rather than mix features: decaying them towards zero only biases
+# the model (a LayerNorm gain pulled to 0, a position embedding pulled to 0), as in ViT/FourCastNet practice.
+_NO_DECAY_NAMES = ("pos_embed", "position", "bias", "norm")
+
+
+def parameter_groups(module: nn.Module, weight_decay: float, decay: str = "all") -> list[dict]:
+    """AdamW parameter groups: ``decay="all"`` decays every parameter; ``"weights"`` only the weight
+    matrices and spectral filters (tensors of 2 or more dimensions whose name does not mark a bias, a
+    norm or a position embedding), the rest with ``weight_decay = 0``."""
+    if decay == "all":
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+    decayed, kept = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        exempt = p.ndim < 2 or any(key in name.lower() for key in _NO_DECAY_NAMES)
+        (kept if exempt else decayed).append(p)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
