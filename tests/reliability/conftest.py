@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forecast.testing import evaluation_store, linear_package
+from forecast.testing import evaluation_store, linear_package, tiny_store
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,12 @@ def linear(truth_store) -> Path:
     """z500 grows by 1 % a step; msl accumulates 0.1 x cos(solar zenith angle): a cheap, exact model."""
     return linear_package(truth_store.parent / "linear.pt", truth_store, {"z500": "z500", "msl": "cos_zenith"},
                           {"z500": 0.01, "msl": 0.1})
+
+
+@pytest.fixture(scope="session")
+def other_grid_store(tmp_path_factory) -> Path:
+    """The same channels (z500, msl) on another grid: Legendre-Gauss 16 x 32."""
+    return tiny_store(tmp_path_factory.mktemp("other-grid"))
 
 
 @pytest.fixture

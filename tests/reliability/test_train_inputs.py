@@ -16,7 +16,7 @@ from forecast.data.store import open_training_store
 from forecast.errors import InputError
 from forecast.models import build_model
 from forecast.models.config import PersistenceConfig
-from forecast.testing import linear_package, tiny_store
+from forecast.testing import linear_package
 from forecast.train.config import TrainConfig
 from forecast.train.loop import train
 from forecast.train.package import load_package, save_package
@@ -56,10 +56,10 @@ def persistence_package(store: Path, path: Path, std_scale: float = 1.0) -> Path
 
 
 @pytest.mark.parametrize("case", ["grid", "normalisation", "network"])
-def test_init_from_checks_grid_statistics_and_network(truth_store, tmp_path, case):
+def test_init_from_checks_grid_statistics_and_network(truth_store, other_grid_store, tmp_path, case):
     if case == "grid":  # same channels, another grid (Legendre-Gauss 16 x 32)
-        other = tiny_store(tmp_path / "lg")
-        package = linear_package(tmp_path / "lg.pt", other, {"z500": "z500", "msl": "msl"}, {"z500": 0.0, "msl": 0.0})
+        package = linear_package(tmp_path / "lg.pt", other_grid_store, {"z500": "z500", "msl": "msl"},
+                                 {"z500": 0.0, "msl": 0.0})
         expected = r"was trained on a legendre-gauss 16 x 32 grid, the store is equiangular 19 x 36"
     elif case == "normalisation":
         package = persistence_package(truth_store, tmp_path / "stats.pt", std_scale=1.5)
