@@ -9,9 +9,12 @@ metadata, and dask later fetches only the chunks a selection needs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import re
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ import xarray as xr
 
 from forecast.errors import InputError
 
-__all__ = ["ANONYMOUS", "expand_url", "fs_for", "is_url", "metadata_digest", "open_zarr_url", "storage_options_for"]
+__all__ = ["ANONYMOUS", "expand_url", "fs_for", "is_url", "metadata_digest", "open_zarr_url", "staged_upload",
+           "storage_options_for", "upload_files", "upload_tree"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -94,3 +98,55 @@ def metadata_digest(url: str, storage_options: dict[str, Any] | None = None) -> 
         except (FileNotFoundError, KeyError):
             continue
     raise InputError(f"{url}: no zarr metadata ({', '.join(_METADATA_FILES)}) found; is it a zarr store?")
+
+
+def upload_tree(local: Path, url: str, last: Sequence[str] = (), overwrite: bool = False,
+                storage_options: dict[str, Any] | None = None) -> None:
+    """Copy the folder ``local`` to ``url``, the files named in ``last`` (relative paths) after all others.
+
+    An object store has no rename, so a result cannot appear there in one step as it does on a disk. What
+    it does offer: each object is written whole (a reader never sees half a file). So a result whose
+    readers check a marker (a product's root ``zarr.json`` with ``complete: true`` and its ``COMPLETE``
+    file) is uploaded with those last, and one being replaced (``overwrite``) is deleted first, so a reader
+    meanwhile finds no result rather than a mix of old and new. An existing ``url`` without ``overwrite``
+    is an :class:`InputError`.
+    """
+    fs, root = fs_for(url, storage_options)
+    root = root.rstrip("/")
+    if fs.exists(root):
+        if not overwrite:
+            raise InputError(f"{url} already exists; choose another output path or pass --overwrite")
+        for name in last:  # the old result stops looking complete before anything of it goes
+            if fs.exists(f"{root}/{name}"):
+                fs.rm_file(f"{root}/{name}")
+        fs.rm(root, recursive=True)
+    files = sorted((p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()),
+                   key=lambda rel: (rel in last, list(last).index(rel) if rel in last else 0, rel))
+    for rel in files:
+        fs.put_file(str(local / rel), f"{root}/{rel}")
+
+
+def upload_files(files: Sequence[Path], url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Put local ``files`` into the folder ``url``, in the order given, each replacing the object of its name
+    (whole: a reader sees the old object or the new one); returns their URLs."""
+    fs, root = fs_for(url, storage_options)
+    out = []
+    for f in files:
+        fs.put_file(str(f), f"{root.rstrip('/')}/{f.name}")
+        out.append(f"{url.rstrip('/')}/{f.name}")
+    return out
+
+
+@contextlib.contextmanager
+def staged_upload(url: str, last: Sequence[str] = (), overwrite: bool = False,
+                  storage_options: dict[str, Any] | None = None) -> Iterator[Path]:
+    """A local path (in a temporary folder, not yet existing) to write a result folder to; when the block
+    succeeds the folder is uploaded to ``url`` (:func:`upload_tree`). ``url`` is checked before the block
+    runs, so a refused output costs no work."""
+    fs, root = fs_for(url, storage_options)
+    if not overwrite and fs.exists(root.rstrip("/")):
+        raise InputError(f"{url} already exists; choose another output path or pass --overwrite")
+    with tempfile.TemporaryDirectory(prefix="forecast-upload-") as tmp:
+        local = Path(tmp) / (root.rstrip("/").rsplit("/", 1)[-1] or "result")
+        yield local
+        upload_tree(local, url, last, overwrite, storage_options)

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from forecast.cli import main
 from forecast.errors import InputError
+from forecast.evaluate.score import read_scores
 from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
 from forecast.testing import analytic_field, weatherbench_store
@@ -112,3 +114,40 @@ def test_url_errors_are_one_line_input_errors(tmp_path, http_server):
         run_ingest(wb2_config(f"{base}/missing.zarr", tmp_path / "o.zarr"), progress=False)
     with pytest.raises(InputError, match=r"only zarr stores are read from URLs"):
         run_ingest(wb2_config(f"{base}/era5.nc", tmp_path / "o.zarr"), progress=False)
+
+
+def test_products_scores_and_truth_at_memory_urls_equal_local_ones(tmp_path):
+    from forecast.products.io import open_product
+    from forecast.rollout.config import build_predict_config
+    from forecast.rollout.predict import run_predict
+    from forecast.testing import evaluation_store, linear_package
+
+    store = evaluation_store(tmp_path / "truth")
+    package = linear_package(tmp_path / "linear.pt", store, {"z500": "z500", "msl": "cos_zenith"},
+                             {"z500": 0.01, "msl": 0.2})
+    fs = fsspec.filesystem("memory")
+    fs.put(str(store), "/urls-test/truth.zarr", recursive=True)
+    products = {}
+    try:
+        for where in (str(tmp_path / "local.zarr"), "memory://urls-test/product.zarr"):
+            config = build_predict_config(package, [
+                f"store={store}", "init={times: [2000-02-01T00:00, 2000-02-02T00:00]}", "lead=4",
+                f"output.path={where}", "ensemble.members=3", "ensemble.perturbation={type: white_noise}"])
+            products[where] = run_predict(config).path
+        local, remote = (open_product(p).load() for p in products.values())
+        xr.testing.assert_identical(local.drop_attrs(deep=False), remote.drop_attrs(deep=False))
+        assert fs.exists("/urls-test/product.zarr/COMPLETE")
+        with pytest.raises(InputError, match="memory://urls-test/product.zarr already exists"):
+            run_predict(config)
+
+        # Scores of the URL product against the URL truth, written to a URL, equal the local ones.
+        assert main(["evaluate", str(tmp_path / "local.zarr"), "--truth", str(store), "--out", str(tmp_path / "s"),
+                     "--no-progress", "--set", "regions=[global]", "--set", "statistics.n_resamples=0"]) == 0
+        assert main(["evaluate", "memory://urls-test/product.zarr", "--truth", "memory://urls-test/truth.zarr",
+                     "--out", "memory://urls-test/scores", "--no-progress", "--set", "regions=[global]",
+                     "--set", "statistics.n_resamples=0"]) == 0
+        fs.get("/urls-test/scores", str(tmp_path / "from-memory"), recursive=True)
+        a, b = read_scores(tmp_path / "s"), read_scores(tmp_path / "from-memory")
+        xr.testing.assert_allclose(a.drop_attrs(deep=False), b.drop_attrs(deep=False), rtol=1e-12)
+    finally:
+        fs.rm("/urls-test", recursive=True)

@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "period (the store's statistics period unless --start/--end say otherwise), each "
                                    "day over a centred window of days (61 by default, wrapping over the year end), "
                                    "and write the result as its own zarr, read by `forecast evaluate`.")
-    p.add_argument("store", type=Path, help="training store (zarr) written by `forecast ingest`")
+    p.add_argument("store", help="training store (zarr, a path or URL) written by `forecast ingest`")
     p.add_argument("--out", help="climatology zarr to write (default: climatology.path of the config)")
     p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
     p.add_argument("--start", help="first time averaged, e.g. 2000-01-01 (default: the training period's start)")
@@ -119,12 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Reads the product lazily in chunks (dask), so products larger than memory are "
                                    "scored. Writes scores.nc (dims metric, region, variable, lead_time) and "
                                    "scores.csv.")
-    p.add_argument("product", type=Path, help="forecast product (zarr), e.g. runs/sfno_synth/forecasts/ensemble.zarr")
+    p.add_argument("product", help="forecast product (zarr, path or URL), e.g. runs/sfno_synth/forecasts/ensemble.zarr")
     p.add_argument("--truth", help="store holding the truth at the valid times (default: `truth` of the config)")
     p.add_argument("--climatology", help="climatology zarr from `forecast climatology` (default: climatology.path "
                                          "of the config; without one it is built from the truth store)")
     p.add_argument("--config", type=Path, help="evaluation config (YAML), e.g. configs/evaluate/synthetic.yaml")
-    p.add_argument("--out", type=Path, help="folder for scores.nc and scores.csv (default: output_dir of the config)")
+    p.add_argument("--out", help="folder (or URL) for scores.nc and scores.csv (default: output_dir of the config)")
     p.add_argument("--label", help="name of the forecast in the scores (default: the product's name)")
     add_scheduler(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import InputError
+from forecast.remote import is_url, open_zarr_url
 from forecast.schema import CHANNEL, LAT, LON, TIME
 
 __all__ = ["TrainingStore", "open_store", "open_training_store"]
@@ -51,11 +52,18 @@ class TrainingStore:
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """A store written by ``forecast ingest``, lazily; refuses an incomplete one or one without channels."""
-    path = Path(path)
-    if not (path / "zarr.json").exists():
-        raise InputError(f"{path} is not a complete store (no zarr.json); run `forecast ingest` first")
-    ds = xr.open_zarr(path)
+    """A store written by ``forecast ingest`` (a path or a URL), lazily; refuses an incomplete one or one
+    without channels."""
+    if is_url(path):
+        try:
+            ds = open_zarr_url(str(path))
+        except (FileNotFoundError, KeyError, ValueError, OSError) as exc:
+            raise InputError(f"{path} is not a complete store ({type(exc).__name__}: {exc})") from exc
+    else:
+        path = Path(path)
+        if not (path / "zarr.json").exists():
+            raise InputError(f"{path} is not a complete store (no zarr.json); run `forecast ingest` first")
+        ds = xr.open_zarr(path)
     if not list(ds.attrs.get("channels", [])):
         raise InputError(f"{path}: no `channels` attribute; was it written by `forecast ingest`?")
     return ds

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from forecast.evaluate.metrics import (
     zonal_energy_spectrum,
 )
 from forecast.evaluate.regions import REGION, region_masks
+from forecast.remote import is_url, upload_files
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, VALID_TIME
 from forecast.storage import atomic_files, check_output_path
 
@@ -461,9 +463,15 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
     return table[["forecast", METRIC, REGION, VARIABLE, "units", "lead_time_hours", "value", *extra]]
 
 
-def write_scores(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
+def write_scores(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path | str, Path | str]:
     """``scores.nc`` (everything) and ``scores.csv`` (:func:`scores_table`) in ``out_dir``, as one unit: both
-    replace the previous pair or neither does (:func:`forecast.storage.atomic_files`)."""
+    replace the previous pair or neither does (:func:`forecast.storage.atomic_files`). At a URL (``s3://``,
+    ``memory://``...) each file is replaced whole, ``scores.csv`` first, but the pair not as one unit."""
+    if is_url(str(out_dir)):
+        with tempfile.TemporaryDirectory(prefix="forecast-scores-") as tmp:
+            nc, csv = write_scores(ds, tmp)
+            nc_url, csv_url = upload_files([csv, nc], str(out_dir))[::-1]
+        return nc_url, csv_url
     out_dir = Path(out_dir)
     nc, csv = out_dir / "scores.nc", out_dir / "scores.csv"
     with atomic_files([nc, csv]) as (tmp_nc, tmp_csv):
@@ -538,7 +546,9 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
         clim = climatology_at(source, aligned.forecast[VALID_TIME], aligned.variables,
                               {INIT_TIME: aligned.forecast.chunksizes[INIT_TIME][0]})
     name = label or forecast_label(fc, product)
-    out_dir = check_output_path(out_dir or config.run_dir(name))  # before the scoring, not after it
+    out_dir = out_dir or config.run_dir(name)
+    if not is_url(str(out_dir)):
+        out_dir = check_output_path(out_dir)  # before the scoring, not after it
     scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
                       config.scheduler, config.workers, progress, _ensemble_baselines(config, aligned, tr),
                       config.statistics)

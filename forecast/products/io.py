@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import InputError
+from forecast.remote import is_url, open_zarr_url
 from forecast.storage import atomic_file
 
 __all__ = ["STABILITY_GROUP", "export_netcdf", "open_product", "open_stability"]
@@ -23,13 +24,14 @@ STABILITY_GROUP = "stability"
 
 
 def open_product(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
-    """The product at ``path`` as a lazy dataset (times decoded, ``lead_time`` as timedelta64)."""
-    path = Path(path)
-    if not path.exists():
-        partial = sorted(path.parent.glob(f".{path.name}.partial-*"))
-        hint = f" (only an unfinished {partial[0].name} from a killed run)" if partial else ""
-        raise InputError(f"no forecast product at {path}{hint}")
-    ds = xr.open_zarr(path)
+    """The product at ``path`` (or a URL) as a lazy dataset (times decoded, ``lead_time`` as timedelta64)."""
+    if is_url(path):
+        try:
+            ds = open_zarr_url(str(path))
+        except (FileNotFoundError, KeyError, OSError) as exc:  # also while an upload is under way
+            raise InputError(f"no (complete) forecast product at {path}") from exc
+    else:
+        ds = _open_local_product(Path(path))
     complete = ds.attrs.get("complete")
     if complete is not True and complete != 1:
         msg = f"{path} is an incomplete forecast product: {ds.attrs.get('incomplete_reason', 'no completion flag')}"
@@ -37,6 +39,14 @@ def open_product(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset
             raise InputError(msg + " (open it with allow_incomplete=True to read the leads that were written)")
         log.warning(msg)
     return ds
+
+
+def _open_local_product(path: Path) -> xr.Dataset:
+    if not path.exists():
+        partial = sorted(path.parent.glob(f".{path.name}.partial-*"))
+        hint = f" (only an unfinished {partial[0].name} from a killed run)" if partial else ""
+        raise InputError(f"no forecast product at {path}{hint}")
+    return xr.open_zarr(path)
 
 
 def open_stability(path: str | Path) -> xr.Dataset:

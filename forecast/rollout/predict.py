@@ -33,7 +33,8 @@ from forecast import ERA5_CREDIT, __version__
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.products.io import export_netcdf
-from forecast.products.writer import ProductSpec, ProductWriter, lead_steps, lead_timedeltas
+from forecast.products.writer import COMPLETE_MARKER, ProductSpec, ProductWriter, lead_steps, lead_timedeltas
+from forecast.remote import is_url, staged_upload, upload_tree
 from forecast.rollout.config import PredictConfig
 from forecast.rollout.ensemble import MemberGroup, MemberLayout, ensemble_steps, group_initial_states
 from forecast.rollout.guards import RolloutDiverged
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PredictResult:
-    path: Path
+    path: Path | str  # a str for a URL
     complete: bool
     reason: str | None
     init_times: np.ndarray
@@ -119,12 +120,36 @@ def _history_steps(config: PredictConfig) -> int:
     return p.history_steps() if isinstance(p, BredVectors) else 0
 
 
+# A product at a URL: the files that make a reader take it for complete, uploaded after all the others.
+_COMPLETION_FILES = (".zattrs", ".zmetadata", "zarr.json", COMPLETE_MARKER)
+
+
+def _predict_to_url(config: PredictConfig, progress: bool) -> PredictResult:
+    """:func:`run_predict` with ``output.path`` a URL (``s3://``, ``gs://``, ``memory://``...): the product is
+    written to a local temporary folder as usual, then uploaded with its completion files last
+    (:func:`forecast.remote.upload_tree`); a diverged run's partial product goes up too."""
+    url = str(config.output.path)
+    if config.output.netcdf:
+        raise InputError(f"output.netcdf: the netCDF copy is written only beside a local product, not at {url}")
+    with staged_upload(url, _COMPLETION_FILES, config.output.overwrite) as local:
+        output = config.output.model_copy(update={"path": str(local), "overwrite": False})
+        try:
+            result = run_predict(config.model_copy(update={"output": output}), progress)
+        except RolloutDiverged:
+            upload_tree(local, url, _COMPLETION_FILES, config.output.overwrite)
+            raise
+    result.path = url
+    return result
+
+
 def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     """Run the forecast ``config`` describes and write its product (see the module docstring).
 
     Raises :class:`RolloutDiverged` (after keeping the partial product, flagged incomplete) when a guard
     stops the rollout, :class:`InputError` for unusable inputs (before anything is written).
     """
+    if is_url(str(config.output.path)):
+        return _predict_to_url(config, progress)
     out = check_output_path(config.output.path, overwrite=config.output.overwrite)
     device = _resolve_device(config.device)
     store = config.store
