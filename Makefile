@@ -11,7 +11,7 @@ FORECAST := $(BIN)/forecast
 DATA ?= data
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-all lint all bench clean
+.PHONY: help install test test-all lint all bench gpu-check clean
 .DEFAULT_GOAL := help
 # Keep every intermediate file (trained runs, stores): they are results, not temporaries.
 .SECONDARY:
@@ -41,6 +41,7 @@ help:
 	@echo "make climate      ten-year rollouts of SFNO, AFNO and torch-harmonics' SFNO, climate scores -> runs/climate/summary.csv"
 	@echo "make all          the whole pipeline on the embedded default data (skill, predict, ensemble, report)"
 	@echo "make bench        ingestion, ensemble/rollout and evaluation throughput and peak-memory benchmarks"
+	@echo "make gpu-check    train and roll out on the CUDA GPU vs the CPU (tolerances, throughput); says so without one"
 	@echo "make clean        remove generated data and runs (DATA=$(DATA), runs/)"
 
 install: $(STAMP)
@@ -70,6 +71,9 @@ bench: $(STAMP) $(RUN)/model.pt
 	$(BIN)/python benchmarks/rollout_overhead.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/contention.py
+
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(DATA) runs
