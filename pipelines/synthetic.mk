@@ -1,8 +1,8 @@
 # The pipeline on the embedded default data: an ERA5-style archive the package generates itself.
 #   make data      forecast synth  -> $(SYNTH_DIR) (CDS layout, monthly netCDF)
 #   make ingest    forecast ingest -> $(STORE) (training-ready zarr)
-#   make predict   forecast predict -> $(RUN)/forecasts/deterministic.zarr (10-day forecasts)
-#   make ensemble  forecast predict -> $(RUN)/forecasts/ensemble.zarr (16-member 5-day ensemble)
+#   make predict   forecast predict -> $(RUN)/forecasts/deterministic.zarr (10-day forecasts from 36 days)
+#   make ensemble  forecast predict -> $(RUN)/forecasts/ensemble.zarr (8-member 5-day ensembles from 20 days)
 #   make climatology / evaluate / render / report: scores, figures and a report page of both products
 # Included by the top-level Makefile; variables STAMP, FORECAST and DATA come from there.
 
@@ -87,3 +87,28 @@ $(EVALUATION)/%/figures/index.json: $(EVALUATION)/%/scores.nc $(EVAL_CONFIG)
 
 $(EVALUATION)/%/report.html: $(EVALUATION)/%/figures/index.json
 	$(FORECAST) report $(EVALUATION)/$*
+
+# Model against model (issue 12): the AFNO (configs/train/afno_synth.yaml, trained by the pattern rule in
+# pipelines/climate.mk with the SFNO's data and budget) forecasts the same 36 cases as the SFNO's
+# deterministic product, is scored the same way, and `forecast compare` draws the scorecards of the SFNO
+# against it (reference) per region, with paired significance, into $(COMPARISON).
+#   make compare   (trains the AFNO first if runs/afno_synth/model.pt is missing: about 2 min on 2 cores)
+COMPARE_REFERENCE ?= afno_synth
+COMPARE_RUN := runs/$(COMPARE_REFERENCE)
+COMPARISON := $(EVALUATION)/compare-$(COMPARE_REFERENCE)
+
+.PHONY: compare
+
+compare: $(COMPARISON)/comparison.nc
+
+$(COMPARE_RUN)/forecasts/deterministic.zarr/COMPLETE: configs/predict/deterministic.yaml $(COMPARE_RUN)/model.pt \
+		$(STORE)/zarr.json
+	$(FORECAST) predict $< --overwrite --no-progress --set 'packages=[$(COMPARE_RUN)/best.pt]' --set store=$(STORE) \
+		--set name=$(subst _,-,$(COMPARE_REFERENCE))-deterministic --set output.path=$(@D)
+
+$(COMPARE_RUN)/evaluation/deterministic/scores.nc: $(COMPARE_RUN)/forecasts/deterministic.zarr/COMPLETE $(CLIM)/zarr.json \
+		$(EVAL_CONFIG)
+	$(FORECAST) evaluate $(<D) --truth $(STORE) --climatology $(CLIM) --config $(EVAL_CONFIG) --out $(@D) --no-progress
+
+$(COMPARISON)/comparison.nc: $(EVALUATION)/deterministic/scores.nc $(COMPARE_RUN)/evaluation/deterministic/scores.nc
+	$(FORECAST) compare $^ --reference $(subst _,-,$(COMPARE_REFERENCE))-deterministic --out $(@D)

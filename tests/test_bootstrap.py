@@ -103,3 +103,13 @@ def test_a_nonlinear_score_is_computed_from_resampled_means():
     with_nan = as_stat(np.array([[1.0, np.nan, 3.0]]))
     assert float(bootstrap_samples({"s": with_nan}, lambda m: m["s"], block=3).mean()) == pytest.approx(2.0)
     assert np.isnan(bootstrap_samples({"s": as_stat(np.ones((1, 1)))}, lambda m: m["s"])).all()
+
+
+def test_interval_quantiles_equal_numpys_skipping_nan():
+    x = np.random.default_rng(1).standard_normal((50, 200))
+    x[3, :150] = np.nan
+    x[4] = np.nan
+    ci = confidence_interval(xr.DataArray(x, dims=["series", "resample"]), 0.8)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        ref = np.nanquantile(x, [0.1, 0.9], axis=-1)
+    np.testing.assert_allclose(ci.values, ref, rtol=1e-12, equal_nan=True)

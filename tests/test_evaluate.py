@@ -3,6 +3,7 @@ refusals, the climatology, regions, baselines on the same cases, and the `foreca
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from forecast.errors import InputError
 from forecast.evaluate.align import align, open_forecast, open_truth
 from forecast.evaluate.baselines import climatology_ensemble_times, persistence_ensemble
 from forecast.evaluate.climatology import build_climatology, climatology_at, open_climatology, write_climatology
+from forecast.evaluate.compare import compare_scores
 from forecast.evaluate.config import EvaluateConfig
 from forecast.evaluate.metrics import (
     crps,
@@ -364,3 +366,32 @@ def test_dispersion_verdict_reads_the_corrected_ratio_and_its_interval():
     assert dispersion_verdict(s).startswith("not clearly")
     s.attrs["members"] = 1
     assert dispersion_verdict(s) is None
+
+
+def test_compare_recomputes_scores_on_common_cases_and_pairs_models(store, tmp_path, capsys):
+    inits = np.array(["2000-02-01T00", "2000-02-02T00", "2000-02-03T00", "2000-02-04T00", "2000-02-05T00",
+                      "2000-02-06T00"], dtype="datetime64[ns]")
+    cfg = config(regions=["global"], statistics={"n_resamples": 200})
+    runs = {}
+    for name, noise, times in (("good", 0.02, inits), ("poor", 0.2, inits[1:])):
+        product = noisy_product(store, tmp_path / f"{name}.zarr", times, 4, noise=noise, seed=2, name=name)
+        runs[name] = run_evaluate(cfg, product, store, tmp_path / name, progress=False).scores
+    c = compare_scores([tmp_path / "good", tmp_path / "poor"], reference="poor")
+    assert c.attrs["n_init_times"] == 5 and list(c["p_value"]["model"].values) == ["good"]
+    # poor's scores are its own evaluation's (same cases); good's are recomputed on the 5 shared initial times.
+    xr.testing.assert_allclose(c["poor"], runs["poor"]["poor"], rtol=1e-5)
+    assert not np.allclose(c["good"].sel(metric="rmse"), runs["good"]["good"].sel(metric="rmse"), rtol=1e-6)
+    p = c["p_value"].sel(model="good", metric="rmse")
+    assert (p < 0.05).all() and (c["difference_interval"].sel(model="good", metric="rmse", bound="upper") < 0).all()
+    assert main(["compare", str(tmp_path / "good"), str(tmp_path / "poor"), "--reference", "poor", "--out",
+                 str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    assert "good vs poor, global" in printed and "*" in printed
+    index = json.loads((tmp_path / "cmp" / "figures" / "index.json").read_text())
+    assert {f["kind"] for f in index["figures"]} == {"lead", "scorecard"}
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    assert set(table.model) == {"good"} and (table.p_value.dropna() > 0).all()
+    assert main(["compare", str(tmp_path / "good"), str(tmp_path / "good")]) == 1
+    assert "forecast compare: error:" in capsys.readouterr().err
+    with pytest.raises(InputError, match="not among"):
+        compare_scores([tmp_path / "good", tmp_path / "poor"], reference="nobody")

@@ -91,6 +91,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from forecast.evaluate.compare import compare_scores, pair_scores, write_comparison
+    from forecast.evaluate.score import few_cases_warning
+    from forecast.render.compare import render_comparison
+    from forecast.render.plots import relative_skill
+
+    comparison = compare_scores(args.scores, args.reference)
+    out = args.out or Path(args.scores[0]).parent / "comparison"
+    nc, csv = write_comparison(comparison, out)
+    index = None if args.no_figures else render_comparison(comparison, out)
+    ref = comparison.attrs["reference"]
+    alpha = 1.0 - float(comparison.attrs["confidence"])
+    for model in comparison["p_value"]["model"].values.tolist():
+        pair = pair_scores(comparison, model)
+        skill = relative_skill(pair, ref, "global")
+        p = relative_skill(pair, ref, "global", significance=True)
+        marks = skill.copy().astype(object)
+        for col in skill.columns:
+            marks[col] = [f"{v:+.1f}{'*' if q < alpha else ''}" for v, q in zip(skill[col], p[col], strict=True)]
+        print(f"{model} vs {ref}, global: % better (ACC: points); * significant at {100 * alpha:g}% "
+              f"(paired block bootstrap over {comparison.attrs['n_init_times']} initial times)")
+        print(marks.rename(columns=lambda h: f"{h:g} h").to_string())
+    warning = few_cases_warning(comparison)
+    if warning:
+        print(f"forecast compare: warning: {warning}")
+    print(f"compared {comparison.attrs['models']} against {ref} -> {nc}, {csv}"
+          + (f", figures in {index.parent}" if index else ""))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``forecast`` parser."""
     p = sub.add_parser("climatology", help="day-of-year x hour climatology of a store (for ACC and the baseline)",
@@ -146,6 +176,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_overrides(p)
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("compare", help="scorecards of models against a reference model on their common cases",
+                       description="Compare the scores of several `forecast evaluate` runs (same truth, overlapping "
+                                   "initial times): every score is recomputed from the stored per-initial-time "
+                                   "statistics on the cases all share, with block-bootstrap intervals and paired "
+                                   "significance of each model minus the reference model. Writes comparison.nc, "
+                                   "comparison.csv and figures/ (scorecards per model and region with significance "
+                                   "marks, scores against lead time of every model and baseline with error bars).")
+    p.add_argument("scores", nargs="+", help="scores.nc files (or evaluation folders) of `forecast evaluate`")
+    p.add_argument("--reference", help="name of the reference model (default: the first file's forecast)")
+    p.add_argument("--out", type=Path, help="output folder (default: comparison/ beside the first scores)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="one HTML / Markdown page with an evaluation's tables and figures",
                        description="Write report.html and report.md into an evaluation folder: what was scored, "

@@ -156,12 +156,32 @@ def bootstrap_samples(statistics: Mapping[str, xr.DataArray],
         return combine(resampled).transpose(..., RESAMPLE)
 
 
+def _nan_quantiles(x: np.ndarray, qs: list[float]) -> np.ndarray:
+    """Quantiles ``qs`` along the last axis skipping NaN, linear interpolation (numpy's default), vectorised:
+    ``np.nanquantile`` loops over rows in Python. Shape ``(len(qs), *x.shape[:-1])``."""
+    x = np.sort(x, axis=-1)  # NaN sort last
+    k = np.isfinite(x).sum(-1)
+    out = []
+    for q in qs:
+        pos = q * np.maximum(k - 1, 0)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
+        a = np.take_along_axis(x, lo[..., None], -1)[..., 0]
+        b = np.take_along_axis(x, hi[..., None], -1)[..., 0]
+        out.append(np.where(k > 0, a + (pos - lo) * (b - a), np.nan))
+    return np.stack(out)
+
+
 def confidence_interval(samples: xr.DataArray, confidence: float = 0.9) -> xr.DataArray:
     """Percentile interval of bootstrap ``samples``: ``bound`` = ``lower``, ``upper`` (first dim), holding the central
     ``confidence`` fraction of the resamples (NaN resamples left out)."""
     alpha = (1.0 - confidence) / 2.0
-    q = samples.quantile([alpha, 1.0 - alpha], dim=RESAMPLE, skipna=True).rename(quantile=BOUND)
-    return q.assign_coords({BOUND: ["lower", "upper"]}).assign_attrs(confidence=confidence)
+    samples = samples.transpose(..., RESAMPLE)
+    with np.errstate(invalid="ignore"):
+        values = _nan_quantiles(samples.values, [alpha, 1.0 - alpha])
+    coords = {k: v for k, v in samples.coords.items() if RESAMPLE not in v.dims}
+    return xr.DataArray(values, dims=[BOUND, *samples.dims[:-1]], coords={**coords, BOUND: ["lower", "upper"]},
+                        attrs={"confidence": confidence})
 
 
 def paired_difference(samples: xr.DataArray, reference: xr.DataArray, confidence: float = 0.9) -> xr.Dataset:

@@ -255,7 +255,7 @@ def _statistics_array(forecasts: dict[str, Forecast], stats: dict, variables: li
 
 
 def score_uncertainty(statistics: xr.DataArray, metrics: list[str], forecast: str, references: list[str],
-                      config: StatisticsConfig) -> xr.Dataset:
+                      config: StatisticsConfig, sources: list[str] | None = None) -> xr.Dataset:
     """Intervals of every score and paired significance of ``forecast`` minus each of ``references``.
 
     ``statistics``: :func:`_statistics_array`'s ``(forecast, statistic, init_time, ...)`` with a ``members``
@@ -264,11 +264,16 @@ def score_uncertainty(statistics: xr.DataArray, metrics: list[str], forecast: st
     resamples pair. Returns ``score_interval`` ``(forecast, bound, metric, region, variable, lead_time)``,
     ``difference_interval`` ``(reference, bound, ...)`` and ``p_value`` ``(reference, metric, ...)`` of
     ``forecast - reference``, ``block_length`` and ``statistics`` itself (kept for ``forecast compare``).
+    ``sources``: the forecasts whose intervals are computed (default all; the block length still sees all).
     """
+    statistics = statistics.drop_vars("units", errors="ignore")  # read back from scores.nc it has the units
     series = [statistics.sel({SOURCE: f, STATISTIC: k}, drop=True) for f in statistics[SOURCE].values
               for k in statistics[STATISTIC].values]
     block = block_lengths([s for s in series if bool(np.isfinite(s).any())] or series[:1])
     members = dict(zip(statistics[SOURCE].values.tolist(), statistics["members"].values.tolist(), strict=True))
+    sources = statistics[SOURCE].values.tolist() if sources is None else sources
+    kept = statistics
+    statistics = statistics.drop_vars("members")  # a coordinate along `source`: it would spread to every result
     grid = {k: statistics[k] for k in (REGION, VARIABLE, LEAD_TIME)}
     nan = xr.DataArray(np.nan, coords={BOUND: ["lower", "upper"], **grid}, dims=[BOUND, *grid])
     intervals: dict = {}
@@ -285,18 +290,17 @@ def score_uncertainty(statistics: xr.DataArray, metrics: list[str], forecast: st
 
     for m in metrics:
         main = samples(forecast, m) if config.n_resamples else None
-        for src in statistics[SOURCE].values.tolist():
+        for src in dict.fromkeys([*sources, *references]):
             s = main if src == forecast else (samples(src, m) if config.n_resamples else None)
             intervals[(src, m)] = nan if s is None else confidence_interval(s, config.confidence)
             if src in references:
                 diffs[(src, m)] = (xr.Dataset({"interval": nan, "p_value": nan.isel({BOUND: 0}, drop=True)})
                                    if s is None or main is None else paired_difference(main, s, config.confidence))
-    return _uncertainty_dataset(statistics, metrics, references, block, intervals, diffs, config)
+    return _uncertainty_dataset(kept, sources, metrics, references, block, intervals, diffs, config)
 
 
-def _uncertainty_dataset(statistics: xr.DataArray, metrics: list[str], references: list[str], block: xr.DataArray,
-                         intervals: dict, diffs: dict, config: StatisticsConfig) -> xr.Dataset:
-    names = statistics[SOURCE].values.tolist()
+def _uncertainty_dataset(statistics: xr.DataArray, names: list[str], metrics: list[str], references: list[str],
+                         block: xr.DataArray, intervals: dict, diffs: dict, config: StatisticsConfig) -> xr.Dataset:
     score_interval = xr.concat([xr.concat([intervals[(f, m)] for m in metrics], METRIC) for f in names], SOURCE)
     out = xr.Dataset({
         "score_interval": score_interval.assign_coords({SOURCE: names, METRIC: metrics}).transpose(
