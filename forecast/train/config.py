@@ -44,6 +44,10 @@ class OptimConfig(StrictModel):
 
 class LossConfig(StrictModel):
     channel_weights: dict[str, float] = Field(default_factory=dict)  # missing channels weigh 1
+    # "state": squared errors of states in units of each channel's std (a slow channel, whose 6-hour change
+    # is a small fraction of its std, weighs little); "tendency": in units of each channel's 6-hour change
+    # (tendency std), so every channel's step is learned alike. Multiplies channel_weights.
+    weighting: Literal["state", "tendency"] = "state"
     rollout_steps: int = Field(default=1, ge=1)  # >1: loss over k unrolled steps, gradients through them
     # Multi-step curriculum: {epoch: steps} unrolls `steps` steps from that (0-based) epoch on, e.g.
     # {3: 2, 5: 4}; epochs before the first key use rollout_steps. A model that has seen its own

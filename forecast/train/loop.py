@@ -293,6 +293,10 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
     if unknown:
         raise InputError(f"loss.channel_weights names {unknown}, not channels of the store {store.channels}")
     channel_w = np.array([config.loss.channel_weights.get(c, 1.0) for c in store.channels])
+    if config.loss.weighting == "tendency":
+        # The loss is on states in units of each channel's std; dividing by (tendency_std / std)^2 puts
+        # every channel's 6-hour change in units of its own spread, so slow channels weigh as much as fast ones.
+        channel_w = channel_w * (np.asarray(store.std) / np.asarray(store.tendency_std)) ** 2
     groups = parameter_groups(forecaster, config.optim.weight_decay, config.optim.decay)
     opt = torch.optim.AdamW(groups, lr=config.optim.lr, betas=config.optim.betas)
     unroll = _Unroll(forecaster, config.loss.steps_at(0))
