@@ -158,6 +158,28 @@ def test_stability_verdict_passes_a_second_truth_and_fails_a_drifting_run():
     assert not bool(compare(blurred, truth, cfg)["stable_spectrum"])
 
 
+def test_stability_margin_has_a_floor_for_a_conserved_global_mean():
+    """Two runs of a conserved channel differ in their global mean by rounding only (1e-7 of 1e5 here):
+    without the floor a second truth run fails; a real shift of 5% of the spatial std still fails."""
+    from forecast.evaluate.climate import stability_verdict
+    from forecast.evaluate.config import StabilityCriteria
+
+    rng = np.random.default_rng(0)
+
+    def windows(mean: np.ndarray) -> xr.Dataset:
+        return xr.Dataset({"global_mean": (("window", "variable"), mean[:, None]),
+                           "global_std": (("window", "variable"), np.full((mean.size, 1), 700.0))})
+
+    truth = windows(101325.0 + 0.01 * rng.uniform(size=120))  # float32 rounding of a 1e5 Pa mean
+    twin = windows(101325.0 + 0.01 * rng.uniform(size=120) + 0.003)
+    shifted = windows(101325.0 + 35.0 + 0.01 * rng.uniform(size=120))  # 5% of the 700 Pa std
+    spectra = xr.Dataset({"spectrum_ratio": (("variable", "degree"), np.ones((1, 4)))})
+    strict = StabilityCriteria(range_floor=0.0)
+    assert not bool(stability_verdict(twin, truth, spectra, strict)["stable_mean"])
+    assert bool(stability_verdict(twin, truth, spectra, StabilityCriteria())["stable_mean"])
+    assert not bool(stability_verdict(shifted, truth, spectra, StabilityCriteria())["stable_mean"])
+
+
 # -- the entry point end to end -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -270,7 +270,9 @@ def stability_verdict(run_windows: xr.Dataset, truth_windows: xr.Dataset, spectr
     out = xr.Dataset()
     for name in ("global_mean", "global_std"):
         lo, hi = truth_windows[name].min(WINDOW), truth_windows[name].max(WINDOW)
-        pad = criteria.range_margin * (hi - lo)
+        # A conserved global mean spans only float rounding: the floor keeps that from being the margin.
+        floor = criteria.range_floor * truth_windows["global_std"].mean(WINDOW)
+        pad = np.maximum(criteria.range_margin * (hi - lo), floor)
         low, high = lo - pad, hi + pad
         inside = ((run_windows[name] >= low) & (run_windows[name] <= high)).all(WINDOW)
         out[f"{name}_low"], out[f"{name}_high"] = low, high

@@ -109,10 +109,12 @@ class RenderConfig(StrictModel):
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
     error_ranges: dict[str, float] = Field(default_factory=dict)
     spectrum_leads: list[str] = Field(default_factory=lambda: ["1d", "5d"])
+    # Maps of RMSE, bias and CRPS at every grid point over all initial times, at these leads.
+    skill_map_leads: list[str] = Field(default_factory=lambda: ["5d"])
     animation: AnimationConfig = Field(default_factory=AnimationConfig)
     dpi: int = Field(default=100, ge=30)
 
-    @field_validator("map_leads", "spectrum_leads")
+    @field_validator("map_leads", "spectrum_leads", "skill_map_leads")
     @classmethod
     def _durations(cls, v: list[str]) -> list[str]:
         return [_duration(x) for x in v]
@@ -187,9 +189,13 @@ class StabilityCriteria(StrictModel):
     """Issue 9's stability verdict per channel: every ``window_days`` mean of the global mean and of the global
     std stays inside the range the truth's windows span, widened on each side by ``range_margin`` times its
     width, and the time-mean power spectrum is within ``spectrum_factor`` of the truth's at every degree from
-    ``spectrum_min_degree`` (degree 0 is the global mean, judged by the first test)."""
+    ``spectrum_min_degree`` (degree 0 is the global mean, judged by the first test). The margin is at least
+    ``range_floor`` times the truth's mean global std: the global mean of a conserved channel (the embedded
+    data's z500 and msl) varies only by float32 rounding, ~1e-7 of its value, and two truth runs differ by
+    more than 10% of that width."""
 
     range_margin: float = Field(default=0.1, ge=0)
+    range_floor: float = Field(default=1e-4, ge=0)
     spectrum_factor: float = Field(default=2.0, gt=1)
     spectrum_min_degree: int = Field(default=1, ge=0)
 
