@@ -104,7 +104,8 @@ def weatherbench_store(path: Path, start: str = "2000-01-01", periods: int = 360
     Zarr format 2 with Blosc (lz4, byte shuffle) like the public archives, consolidated metadata, long
     variable names (``geopotential``, ``mean_sea_level_pressure``...) over ``(time, level, latitude,
     longitude)`` (``level`` in hPa as integers; single-level variables lack it), 6-hourly ``time``, latitude
-    with poles ascending (WeatherBench2) or descending (``latitude_ascending=False``, ARCO-ERA5). Chunks hold
+    with poles ascending (WeatherBench2) or descending (``latitude_ascending=False``, ARCO-ERA5), and the
+    invariants ``land_sea_mask`` and ``geopotential_at_surface`` over ``(latitude, longitude)``. Chunks hold
     ``time_chunk`` times of one level of the whole grid, so a selection of one variable, one level and a few
     times reads only the chunks that hold them. Values are :func:`analytic_field` plus ``level / 10`` (units
     of the variable) at each level, so levels differ.
@@ -123,11 +124,19 @@ def weatherbench_store(path: Path, start: str = "2000-01-01", periods: int = 360
             data[_WB2_NAMES[name]] = xr.Variable(("time", "level", "latitude", "longitude"), stacked, attrs)
         else:
             data[_WB2_NAMES[name]] = xr.Variable(("time", "latitude", "longitude"), values, attrs)
+    from forecast.naturalearth import land_fraction
+
+    land = land_fraction(lat, lon, supersample=3).astype(np.float32)
+    data["land_sea_mask"] = xr.Variable(("latitude", "longitude"), land, {"units": "1"})
+    # Orography: 2 km over land, a north-south slope to tell the latitude order by.
+    height = land * 2000.0 + (lat[:, None] + 90.0) * np.ones_like(lon)[None, :]
+    data["geopotential_at_surface"] = xr.Variable(("latitude", "longitude"), (9.80665 * height).astype(np.float32),
+                                                  {"units": "m**2 s**-2"})
     ds = xr.Dataset(data, coords={"time": times, "level": np.array(levels, dtype=np.int64), "latitude": lat,
                                   "longitude": lon})
     blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
-    encoding = {v: {"compressors": (blosc,), "chunks": (time_chunk,) + tuple(
-        1 if d == "level" else ds.sizes[d] for d in ds[v].dims[1:])} for v in ds.data_vars}
+    encoding = {v: {"compressors": (blosc,), "chunks": tuple(
+        time_chunk if d == "time" else 1 if d == "level" else ds.sizes[d] for d in ds[v].dims)} for v in ds.data_vars}
     ds.to_zarr(path, mode="w", zarr_format=2, consolidated=True, encoding=encoding)
     return path
 

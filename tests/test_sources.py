@@ -17,6 +17,7 @@ from forecast.errors import InputError
 from forecast.evaluate.score import read_scores
 from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
+from forecast.naturalearth import land_fraction
 from forecast.testing import analytic_field, weatherbench_store
 
 
@@ -36,7 +37,11 @@ def wb2_config(source: str, out: Path, **over) -> IngestConfig:
 def test_format2_blosc_store_ingests_with_level_selection(tmp_path, ascending):
     src = weatherbench_store(tmp_path / "wb2.zarr", periods=40, latitude_ascending=ascending)
     assert '"id": "blosc"' in (src / "geopotential" / ".zarray").read_text()  # as the public archives are
-    ds = xr.open_zarr(run_ingest(wb2_config(str(src), tmp_path / "out.zarr"), progress=False).path)
+    # Invariants from the same store; its geopotential_at_surface is also "z", so it is named as it is.
+    static = [{"name": "lsm", "variable": "lsm", "source": {"paths": [str(src)]}},
+              {"name": "orography", "variable": "geopotential_at_surface", "units": "m",
+               "source": {"paths": [str(src)]}}]
+    ds = xr.open_zarr(run_ingest(wb2_config(str(src), tmp_path / "out.zarr", static=static), progress=False).path)
     # Same 5-degree grid with poles in and out: the conservative remap is the identity, so the store holds
     # the analytic fields (north to south) plus each level's offset of level / 10.
     times = pd.date_range("2000-01-01", periods=40, freq="6h").values
@@ -45,6 +50,9 @@ def test_format2_blosc_store_ingests_with_level_selection(tmp_path, ascending):
     np.testing.assert_allclose(ds.u850.values, analytic_field("u", times, lat, lon) + 85.0, rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(ds.msl.values, analytic_field("msl", times, lat, lon), rtol=1e-6)
     assert ds.z500.attrs["units"] == "m**2 s**-2" and ds.latitude.values[0] == 90.0
+    land = land_fraction(lat, lon, supersample=3)
+    np.testing.assert_allclose(ds.lsm.values, land, atol=1e-6)
+    np.testing.assert_allclose(ds.orography.values, land * 2000.0 + (lat[:, None] + 90.0), rtol=1e-5, atol=1e-3)
 
 
 @pytest.fixture

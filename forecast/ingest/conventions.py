@@ -159,7 +159,13 @@ def normalise(
     ds = _select_member(ds, member, where)
     ds = _standardise_space(ds, where)
     names = {**VARIABLE_ALIASES, **(rename or {})}
-    ds = ds.rename({v: names[v] for v in ds.data_vars if v in names and names[v] not in ds.data_vars})
+    renames: dict[str, str] = {}
+    for v in ds.data_vars:
+        # Two names of one short name (WeatherBench2's `geopotential` and `geopotential_at_surface`, both z):
+        # the first takes it, the other keeps its own name (select it by that name).
+        if v in names and names[v] not in ds.data_vars and names[v] not in renames.values():
+            renames[str(v)] = names[v]
+    ds = ds.rename(renames)
     drop = [c for c in ds.coords if c not in (TIME, LEVEL, LAT, LON)]
     ds = ds.drop_vars(drop)
     out = {}

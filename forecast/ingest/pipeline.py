@@ -132,7 +132,8 @@ def build_dataset(config: IngestConfig) -> Assembled:
     Raises :class:`InputError` for missing variables or levels, duplicated or missing times,
     a non-uniform step, wrong units, channels that do not cover the same times, unreadable files.
     """
-    files = [f for src in config.sources for f in open_sources(src)]
+    wanted = {ch.variable for ch in config.channels}
+    files = [f for src in config.sources for f in open_sources(src, wanted)]
     grid = config.grid.build()
     step = config.time.timedelta
     arrays: dict[str, xr.DataArray] = {}
@@ -171,7 +172,7 @@ def build_dataset(config: IngestConfig) -> Assembled:
 
     data = {name: _regrid_named(da, grid, origins[name]) for name, da in arrays.items()}
     for s in config.static:
-        static_files = open_sources(s.source)
+        static_files = open_sources(s.source, {s.variable})
         files.extend(f for f in static_files if f.path not in {g.path for g in files})
         data[s.name] = regrid(_static_field(s, static_files), grid).astype(np.float32)
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from forecast.errors import InputError
 from forecast.ingest.config import SourceConfig
 from forecast.ingest.conventions import normalise
 from forecast.ingest.timeaxis import prepare_time, require_datetime
-from forecast.remote import expand_url, is_url, metadata_digest, open_zarr_url
-from forecast.schema import TIME
+from forecast.remote import expand_url, is_url, metadata_digest, open_zarr_url, storage_options_for
+from forecast.schema import TIME, VARIABLE_ALIASES
 
 __all__ = ["SourceFile", "detect_format", "expand_paths", "open_source", "open_sources"]
 
@@ -90,12 +91,40 @@ def _disk_size(path: Path) -> int:
 NETCDF_CHUNK_CACHE_BYTES = 1 << 20
 
 
+# Arrays of a zarr store kept whatever the variables asked for: coordinates that normalisation reads.
+_ZARR_COORDINATES = {"time", "valid_time", "step", "expver", "number", "member", "realization", "pressure_level",
+                     "isobaricInhPa", "level", "plev", "lev", "latitude", "lat", "longitude", "lon"}
+
+
+def _unwanted_arrays(path: Path | str, storage_options: dict[str, Any] | None, variables: set[str],
+                     rename: dict[str, str] | None) -> list[str]:
+    """Arrays of the zarr store at ``path`` that hold none of ``variables`` (ERA5 short names), to leave
+    unopened: an archive holds hundreds (ARCO-ERA5: 273, each in up to a million chunks), and xarray would
+    build a dask array of every one. Read from the (consolidated) metadata only."""
+    opts = storage_options_for(str(path), storage_options) if is_url(path) else None
+    group = zarr.open_group(str(path), mode="r", storage_options=opts)
+    dims: dict[str, tuple[str, ...]] = {}
+    for name, array in group.arrays():
+        names = getattr(array.metadata, "dimension_names", None) or array.attrs.get("_ARRAY_DIMENSIONS") or ()
+        dims[name] = tuple(names)
+    used_as_dims = {d for names in dims.values() for d in names}
+    aliases = {**VARIABLE_ALIASES, **(rename or {})}
+    return sorted(n for n in dims if n not in used_as_dims and n not in _ZARR_COORDINATES
+                  and n not in variables and aliases.get(n, n) not in variables)
+
+
 def _open_raw(path: Path | str, fmt: str, decode_times: bool = True,
-              storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+              storage_options: dict[str, Any] | None = None, variables: set[str] | None = None,
+              rename: dict[str, str] | None = None) -> xr.Dataset:
+    """``path`` opened lazily; of a zarr store only the arrays of ``variables`` (ERA5 short names; None: all)."""
+    if fmt == "zarr":
+        drop = _unwanted_arrays(path, storage_options, variables, rename) if variables is not None else None
+        if is_url(path):
+            return open_zarr_url(str(path), storage_options, chunks={}, decode_times=decode_times,
+                                 drop_variables=drop)
+        return xr.open_zarr(path, chunks={}, consolidated=None, decode_times=decode_times, drop_variables=drop)
     if is_url(path):
-        if fmt != "zarr":
-            raise InputError(f"{path}: only zarr stores are read from URLs, not {fmt}")
-        return open_zarr_url(str(path), storage_options, chunks={}, decode_times=decode_times)
+        raise InputError(f"{path}: only zarr stores are read from URLs, not {fmt}")
     if fmt == "netcdf":
         import netCDF4
 
@@ -111,8 +140,6 @@ def _open_raw(path: Path | str, fmt: str, decode_times: bool = True,
             cache=False,
             backend_kwargs={"indexpath": "", "errors": "raise"},
         )
-    if fmt == "zarr":
-        return xr.open_zarr(path, chunks={}, consolidated=None, decode_times=decode_times)
     raise InputError(f"{path}: unknown format {fmt!r}")
 
 
@@ -124,15 +151,19 @@ def _identity(path: Path | str, nbytes: int, storage_options: dict[str, Any] | N
 
 def open_source(path: Path | str, fmt: str = "auto", member: int | None = None,
                 rename: dict[str, str] | None = None, rename_dims: dict[str, str] | None = None,
-                time_units: str | None = None, storage_options: dict[str, Any] | None = None) -> SourceFile:
+                time_units: str | None = None, storage_options: dict[str, Any] | None = None,
+                variables: set[str] | None = None) -> SourceFile:
     """Open and normalise one file; unreadable or truncated files raise :class:`InputError`.
+
+    ``variables`` (ERA5 short names) limits what is opened of a zarr store (an archive holds hundreds).
 
     ``rename_dims`` and ``time_units`` give a way in to sources with other dimension names or an integer
     time axis without CF units (:func:`forecast.ingest.timeaxis.prepare_time`)."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     try:
         # Given units replace the file's: its own may be what does not decode.
-        raw = _open_raw(path, fmt, decode_times=time_units is None, storage_options=storage_options)
+        raw = _open_raw(path, fmt, decode_times=time_units is None, storage_options=storage_options,
+                        variables=variables, rename=rename)
     except InputError:
         raise
     except Exception as exc:  # netCDF4/HDF5/eccodes raise many types for a damaged file
@@ -144,7 +175,10 @@ def open_source(path: Path | str, fmt: str = "auto", member: int | None = None,
             "or truncated - download it again"
         ) from exc
     raw = prepare_time(raw, str(path), rename_dims, time_units)
-    ds = normalise(raw, str(path), member=member, rename=rename)
+    # A variable asked for by the source's own name keeps it (WeatherBench2's geopotential_at_surface,
+    # which would otherwise become z like geopotential).
+    own_names = {v: v for v in variables or () if v in raw.data_vars}
+    ds = normalise(raw, str(path), member=member, rename={**own_names, **(rename or {})})
     require_datetime(ds, str(path))
     times = ds[TIME].values if TIME in ds.dims else np.array([], dtype="datetime64[ns]")
     nbytes = 0 if is_url(path) else _disk_size(Path(path))
@@ -152,10 +186,10 @@ def open_source(path: Path | str, fmt: str = "auto", member: int | None = None,
                       identity=_identity(path, nbytes, storage_options))
 
 
-def open_sources(config: SourceConfig) -> list[SourceFile]:
-    """Open every file matched by ``config.paths``."""
+def open_sources(config: SourceConfig, variables: set[str] | None = None) -> list[SourceFile]:
+    """Open every file matched by ``config.paths`` (of zarr stores only ``variables``, when given)."""
     return [
         open_source(p, config.format, member=config.member, rename=config.rename, rename_dims=config.rename_dims,
-                    time_units=config.time_units, storage_options=config.storage_options)
+                    time_units=config.time_units, storage_options=config.storage_options, variables=variables)
         for p in expand_paths(config.paths, config.storage_options)
     ]
