@@ -22,6 +22,7 @@ from forecast.evaluate.config import EvaluateConfig
 from forecast.evaluate.metrics import (
     crps,
     crps_pointwise,
+    gridpoint_scores,
     lat_weights,
     rank_histogram,
     rmse,
@@ -395,3 +396,17 @@ def test_compare_recomputes_scores_on_common_cases_and_pairs_models(store, tmp_p
     assert "forecast compare: error:" in capsys.readouterr().err
     with pytest.raises(InputError, match="not among"):
         compare_scores([tmp_path / "good", tmp_path / "poor"], reference="nobody")
+
+
+def test_gridpoint_scores_by_hand():
+    lat, lon = [45.0, -45.0], [0.0, 180.0]
+    truth = grid_field(np.arange(16.0).reshape(4, 2, 2), lat, lon, {"init_time": 4})
+    s = gridpoint_scores(truth + 3.0, truth)
+    np.testing.assert_allclose(s["rmse"], 3.0)
+    np.testing.assert_allclose(s["bias"], 3.0)
+    np.testing.assert_allclose(s["crps"], 3.0)  # a point forecast's CRPS is its absolute error
+    members = xr.concat([truth - 1.0, truth + 1.0], "member")  # mean = truth; fair CRPS = 1 - 4 / (2 * 2 * 1) = 0
+    s = gridpoint_scores(members, truth)
+    np.testing.assert_allclose(s["rmse"], 0.0)
+    np.testing.assert_allclose(s["crps"], 0.0, atol=1e-12)
+    assert s["rmse"].dims == ("latitude", "longitude")

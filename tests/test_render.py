@@ -21,7 +21,7 @@ from forecast.render import plots
 from forecast.render.animate import animate_rollout
 from forecast.render.figure import save_figure
 from forecast.render.maps import Panel, map_figure
-from forecast.render.styles import style_for
+from forecast.render.styles import lead_style, style_for
 from forecast.testing import evaluation_store, noisy_product
 
 INITS = np.array(["2000-02-01T00", "2000-02-02T00"], dtype="datetime64[ns]")
@@ -71,7 +71,8 @@ def test_map_is_a_valid_image_whose_pixels_depend_on_the_field(tmp_path):
     style = style_for("z500", "m**2 s**-2")
     paths = []
     for name, f in (("a", a), ("a_again", a), ("b", b)):
-        fig = map_figure([Panel(f, "forecast"), Panel(a, "truth"), Panel(f - a, "error", "error")], style, "robinson")
+        fig = map_figure([Panel(f, "forecast"), Panel(a, "truth"), Panel(f - a, "error", "error")], style, "robinson",
+                         gridlines=False)  # labelled gridlines are drawn by the render test below; they are slow
         paths.append(save_figure(fig, tmp_path / f"{name}.png", dpi=60))
     pa, pa2, pb = (pixels(p) for p in paths)
     assert pa.shape == pb.shape and pa.shape[0] > 100 and pa.shape[1] > 300
@@ -79,7 +80,7 @@ def test_map_is_a_valid_image_whose_pixels_depend_on_the_field(tmp_path):
     differ = np.abs(pa - pb).sum(axis=-1) > 30
     assert differ.mean() > 0.05  # ... and another field gives another picture
     for view in ("north_polar", "south_polar", "orthographic"):
-        polar = save_figure(map_figure([Panel(b, "b")], style, view), tmp_path / f"{view}.png", dpi=50)
+        polar = save_figure(map_figure([Panel(b, "b")], style, view, gridlines=False), tmp_path / f"{view}.png", dpi=50)
         assert len(np.unique(pixels(polar).reshape(-1, 3), axis=0)) > 20
 
 
@@ -186,3 +187,34 @@ def test_scorecard_marks_significance_and_score_plots_draw_intervals(tmp_path):
     bars = pixels(save_figure(plots.metric_vs_lead(strong, "rmse"), tmp_path / "bars.png", dpi=50))
     plain = pixels(save_figure(plots.metric_vs_lead(fake_scores(), "rmse"), tmp_path / "plain.png", dpi=50))
     assert bars.shape == plain.shape and np.abs(bars - plain).sum() > 1000
+
+
+def test_maps_in_forecasters_units_with_ranges_per_lead():
+    z = style_for("z500", "m**2 s**-2")
+    assert z.shown_units == "dam" and z.display.contour == 8.0
+    np.testing.assert_allclose(z.shown(np.array([5500.0 * 9.80665 * 10 / 10])), 550.0)  # 5500 gpm = 550 dam
+    msl = style_for("msl", "Pa")
+    np.testing.assert_allclose(msl.shown(np.array([101325.0])), 1013.25)
+    np.testing.assert_allclose(msl.shown(np.array([250.0]), difference=True), 2.5)
+    assert style_for("t2m", "K").shown(np.array([273.15])) == pytest.approx(0.0)
+    assert style_for("msl", "hPa").display is None  # not the units the convention converts from
+    # Ranges of one lead: the fields' 1st-99th percentiles widened to whole contour intervals (4 hPa).
+    fields = [np.linspace(99_310.0, 102_090.0, 1001)]  # 993.1 .. 1020.9 hPa
+    lead = lead_style(msl, fields, [np.linspace(-730.0, 730.0, 101)])
+    lo, hi = msl.shown(np.array([lead.vmin, lead.vmax]))
+    assert (lo, hi) == pytest.approx((992.0, 1024.0)) and not lead.fixed
+    assert lead.error == pytest.approx(1000.0)  # 99th percentile of |error| 7.2 hPa -> 10 hPa
+    fixed = lead_style(msl, fields, None, ranges={"msl": (95000.0, 105000.0)}, variable="msl")
+    assert fixed.vmin == msl.vmin and fixed.error == msl.error
+
+
+def test_polar_maps_are_clipped_to_a_circle(tmp_path):
+    lat = np.linspace(90, -90, 19)
+    f = field(101000 + 1000 * np.cos(np.deg2rad(lat))[:, None] * np.ones((1, 36)))
+    style = style_for("msl", "Pa")
+    img = pixels(save_figure(map_figure([Panel(f, "msl")], style, "north_polar", "t"), tmp_path / "p.png", dpi=60))
+    h, w, _ = img.shape
+    # The corner of the map's square (inside the axes, outside the circle) is background, the centre is drawn.
+    centre = img[int(0.42 * h), w // 2]
+    corner = img[int(0.12 * h), int(0.08 * w)]
+    assert (corner == 255).all() and not (centre == 255).all()

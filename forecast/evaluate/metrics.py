@@ -30,6 +30,7 @@ __all__ = [
     "crps_pointwise",
     "ensemble_mean",
     "ensemble_variance",
+    "gridpoint_scores",
     "lat_weights",
     "mae",
     "mse",
@@ -198,3 +199,13 @@ def zonal_energy_spectrum(x, lat_band: tuple[float, float] = (-90.0, 90.0), time
     else:
         spec = xr.dot(spec, w / w.sum(), dim=[LAT])
     return _time_mean(spec, time_dim)
+
+
+def gridpoint_scores(forecast, truth, time_dim: str = INIT_TIME, member_dim: str = MEMBER) -> xr.Dataset:
+    """Skill at every grid point over ``time_dim`` (no spatial average): ``rmse`` (of the ensemble mean),
+    ``bias`` (mean error) and fair ``crps`` (the absolute error of a point forecast), DataArrays in, one
+    Dataset ``(..., latitude, longitude)`` out, in the field's units."""
+    mean = ensemble_mean(forecast, member_dim)
+    return xr.Dataset({"rmse": np.sqrt(((mean - truth) ** 2).mean(time_dim)),
+                       "bias": (mean - truth).mean(time_dim),
+                       "crps": crps_pointwise(forecast, truth, member_dim).mean(time_dim)})

@@ -41,7 +41,8 @@ def animate_rollout(field: xr.DataArray, style: Style, path: str | Path, view: s
         if truth is not None:
             panels.append(Panel(truth.isel({LEAD_TIME: i}).load(), "truth"))
         when = f" from {np.datetime_as_string(init, unit='h')}" if init is not None and np.ndim(init) == 0 else ""
-        frames.append(_frame(map_figure(panels, style, view, f"{field.name}{when}, lead {lead:g} h"), dpi))
+        fig = map_figure(panels, style, view, f"{field.name}{when}, lead {lead:g} h", gridlines=False)
+        frames.append(_frame(fig, dpi))
     first = frames[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
     frames = [first] + [f.quantize(palette=first) for f in frames[1:]]
     path = Path(path)

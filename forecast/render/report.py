@@ -22,10 +22,11 @@ from forecast.storage import atomic_file
 
 __all__ = ["write_pages", "write_report"]
 
-_ORDER = ("figures: scores", "lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "animation")
+_ORDER = ("figures: scores", "lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "skill_map",
+          "animation")
 _SECTIONS = {"lead": "Scores against lead time", "scorecard": "Scorecards", "spread_skill": "Spread and skill",
              "rank_histogram": "Rank histograms", "spectra": "Energy spectra", "map": "Maps",
-             "animation": "Rollout"}
+             "skill_map": "Skill at every grid point", "animation": "Rollout"}
 
 
 def _about(scores: xr.Dataset) -> list[tuple[str, str]]:

@@ -16,18 +16,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from forecast.errors import InputError
-from forecast.evaluate.align import open_forecast, open_truth
+from forecast.evaluate.align import align, open_forecast, open_truth
 from forecast.evaluate.config import EvaluateConfig, RenderConfig
-from forecast.evaluate.metrics import ensemble_mean
+from forecast.evaluate.metrics import ensemble_mean, gridpoint_scores
 from forecast.evaluate.score import read_scores
 from forecast.render import plots
 from forecast.render.animate import animate_rollout
 from forecast.render.figure import save_figure
 from forecast.render.maps import Panel, map_figure
-from forecast.render.styles import style_for
+from forecast.render.styles import lead_style, style_for
 from forecast.schema import INIT_TIME, LEAD_TIME, MEMBER, TIME, parse_duration
 from forecast.storage import atomic_file
 
@@ -41,7 +42,7 @@ INDEX = "index.json"
 @dataclass
 class FigureEntry:
     path: str  # relative to the figures folder
-    kind: str  # lead, scorecard, spread_skill, rank_histogram, spectra, map, animation
+    kind: str  # lead, scorecard, spread_skill, rank_histogram, spectra, map, skill_map, frame, animation
     title: str
     variable: str | None = None
 
@@ -79,6 +80,16 @@ def _truth_at(truth: xr.Dataset, variable: str, times: np.ndarray) -> xr.DataArr
     return truth[variable].isel({TIME: pos})
 
 
+def _utc(t: np.datetime64) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H UTC")
+
+
+def map_title(variable: str, init: np.datetime64, lead: np.timedelta64, extra: str = "") -> str:
+    """``z500: init 2001-01-01 00 UTC, +120 h, valid 2001-01-06 00 UTC`` (and ``extra``)."""
+    hours = lead / np.timedelta64(1, "h")
+    return f"{variable}: init {_utc(init)}, +{hours:g} h, valid {_utc(init + lead)}" + (f", {extra}" if extra else "")
+
+
 def _map_figures(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg: RenderConfig, dpi: int,
                  out: Path) -> list[FigureEntry]:
     variables = cfg.variables or [str(v) for v in scores["variable"].values]
@@ -87,7 +98,6 @@ def _map_figures(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg
                          f"{product.sizes[INIT_TIME]} initial times")
     case = product.isel({INIT_TIME: cfg.init_index})
     init = case[INIT_TIME].values
-    stamp = str(np.datetime_as_string(init, unit="h"))
     entries = []
     for var in variables:
         if var not in case:
@@ -101,7 +111,6 @@ def _map_figures(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg
             fc = case[var].sel({LEAD_TIME: lead}).load()
             obs = _truth_at(truth, var, np.array([init + lead])).isel({TIME: 0}).load()
             hours = lead / np.timedelta64(1, "h")
-            style = style_for(var, units, obs.values, cfg.ranges, cfg.error_ranges)
             if MEMBER in fc.dims:
                 mean = ensemble_mean(fc)
                 panels = [Panel(mean, "ensemble mean"), Panel(obs, "truth"), Panel(mean - obs, "error of the mean",
@@ -109,11 +118,43 @@ def _map_figures(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg
                           Panel(fc.std(MEMBER, ddof=1), f"spread ({fc.sizes[MEMBER]} members)", "spread")]
             else:
                 panels = [Panel(fc, "forecast"), Panel(obs, "truth"), Panel(fc - obs, "error", "error")]
+            style = lead_style(style_for(var, units, obs.values, cfg.ranges, cfg.error_ranges),
+                               [p.field.values for p in panels if p.kind == "value"],
+                               [p.field.values for p in panels if p.kind == "error"], cfg.ranges, cfg.error_ranges, var)
+            note = ("colour ranges of this lead, shared by its panels" if not style.fixed else
+                    "fixed colour range from the config (compares across leads and runs)")
             for view in cfg.projections:
-                title = f"{var}, +{hours:g} h from {stamp}, {view.replace('_', ' ')}"
-                path = save_figure(map_figure(panels, style, view, title), out / f"map_{var}_{hours:g}h_{view}.png",
-                                   dpi)
+                title = map_title(var, init, lead, view.replace("_", " "))
+                path = save_figure(map_figure(panels, style, view, title, note),
+                                   out / f"map_{var}_{hours:g}h_{view}.png", dpi)
                 entries.append(FigureEntry(path.name, "map", title, var))
+    return entries
+
+
+def _skill_maps(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg: RenderConfig, dpi: int,
+                out: Path) -> list[FigureEntry]:
+    """RMSE, bias and CRPS at every grid point over all initial times, per variable and lead, in Robinson."""
+    variables = cfg.variables or [str(v) for v in scores["variable"].values]
+    leads = [x for x in cfg.skill_map_leads if parse_duration(x) in product[LEAD_TIME].values]
+    if not leads:
+        return []
+    aligned = align(product, truth, variables, leads, persistence=False)
+    entries = []
+    n = aligned.forecast.sizes[INIT_TIME]
+    for var in variables:
+        for lead in aligned.forecast[LEAD_TIME].values:
+            pick = {LEAD_TIME: lead}
+            skill = gridpoint_scores(aligned.forecast[var].sel(pick), aligned.truth[var].sel(pick)).compute()
+            errors = [skill["rmse"].values, skill["bias"].values]
+            style = lead_style(style_for(var, str(aligned.units[var])), [], errors)
+            panels = [Panel(skill["rmse"], "RMSE", "skill"),
+                      Panel(skill["crps"], "CRPS" + (" (fair)" if aligned.is_ensemble else " (= MAE)"), "skill"),
+                      Panel(skill["bias"], "bias (forecast - truth)", "error")]
+            hours = lead / np.timedelta64(1, "h")
+            title = f"{var}: skill at every grid point at +{hours:g} h over {n} initial times"
+            fig = map_figure(panels, style, "robinson", title, "RMSE, bias and CRPS share one colour range")
+            path = save_figure(fig, out / f"skill_map_{var}_{hours:g}h.png", dpi)
+            entries.append(FigureEntry(path.name, "skill_map", title, var))
     return entries
 
 
@@ -166,6 +207,7 @@ def render_evaluation(config: EvaluateConfig, run_dir: str | Path, product: str 
             tr = open_truth(truth)
         if step == "maps":
             entries += _map_figures(fc, tr, scores, cfg, cfg.dpi, out)
+            entries += _skill_maps(fc, tr, scores, cfg, cfg.dpi, out)
         else:
             entries.append(_animation(fc, tr, scores, cfg, out, cfg.dpi))
     index = out / INDEX
