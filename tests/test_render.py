@@ -4,6 +4,7 @@ scorecard's relative skill by hand, the rollout GIF, and `forecast render` / `fo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,14 +145,20 @@ def test_render_and_report_of_an_evaluation_through_the_cli(tmp_path):
     product = noisy_product(store, tmp_path / "ens.zarr", INITS, 4, members=3, noise=0.05)
     cfg = {"regions": ["global", "sea"], "render": {"variables": ["z500"], "map_leads": ["1d"],
                                                     "projections": ["north_polar"], "dpi": 40,
-                                                    "animation": {"variable": "msl", "max_frames": 2}}}
+                                                    "animation": {"variable": "msl", "max_frames": 2},
+                                                    "skill_map_leads": ["1d"],
+                                                    "interactive": {"lead_every": "12h", "members": 1, "dpi": 30}}}
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
     run_evaluate(EvaluateConfig.model_validate(cfg), product, store, run, progress=False)
     assert main(["render", str(run), "--config", str(tmp_path / "eval.yaml"), "--no-progress"]) == 0
     index = json.loads((run / "figures" / "index.json").read_text())
     kinds = {f["kind"] for f in index["figures"]}
-    assert kinds == {"lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "animation"}
+    assert kinds == {"lead", "scorecard", "spread_skill", "rank_histogram", "spectra", "map", "skill_map", "frame",
+                     "animation"}
+    frames = [f for f in index["figures"] if f["kind"] == "frame"]  # z500 at 12 h and 24 h: mean, truth, member 0
+    assert sorted({(f["lead_hours"], f["member"]) for f in frames}) == [
+        (h, m) for h in (12.0, 24.0) for m in ("ensemble mean", "member 0", "truth")]
     for f in index["figures"]:
         assert (run / "figures" / f["path"]).stat().st_size > 1000
     # The ensemble map shows mean, truth, error of the mean and spread of this product at +24 h.
@@ -159,9 +166,11 @@ def test_render_and_report_of_an_evaluation_through_the_cli(tmp_path):
     assert fc.sizes["member"] == 3 and open_truth(store)["z500"].sizes["time"] > 0
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
-    assert all(f"figures/{f['path']}" in html for f in index["figures"])
+    assert "src='figures/" not in html and html.count("data:image/png;base64,") >= len(index["figures"]) - 1
+    assert "data:image/gif;base64," in html and "id='explorer'" in html and "<nav>" in html
+    assert not re.search(r"(src|href)=['\"]https?:", html)  # nothing fetched from the network
     md = (run / "report.md").read_text()
-    assert "| rmse | z500 | noisy-truth |" in md and "Relative skill vs persistence" in md
+    assert "| rmse | z500 | m² s⁻² | noisy-truth |" in md and "Relative skill vs persistence" in md
     assert main(["report", str(tmp_path / "nowhere")]) == 1
 
 

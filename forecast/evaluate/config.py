@@ -23,6 +23,7 @@ __all__ = [
     "ClimateRenderConfig",
     "ClimatologyConfig",
     "EvaluateConfig",
+    "InteractiveConfig",
     "METRICS",
     "Metric",
     "RenderConfig",
@@ -96,6 +97,21 @@ class AnimationConfig(StrictModel):
     max_frames: int = Field(default=40, ge=1)
 
 
+class InteractiveConfig(StrictModel):
+    """Frames of the report's interactive view: one small map per variable, lead (every ``lead_every``) and
+    member (the ensemble mean or forecast, the truth, and the first ``members`` members of an ensemble)."""
+
+    enabled: bool = True
+    lead_every: str = "24h"
+    members: int = Field(default=3, ge=0)
+    dpi: int = Field(default=60, ge=30)
+
+    @field_validator("lead_every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        return _duration(v)
+
+
 class RenderConfig(StrictModel):
     """How ``forecast render`` draws: maps at ``map_leads`` of initial time number ``init_index``."""
 
@@ -112,6 +128,7 @@ class RenderConfig(StrictModel):
     # Maps of RMSE, bias and CRPS at every grid point over all initial times, at these leads.
     skill_map_leads: list[str] = Field(default_factory=lambda: ["5d"])
     animation: AnimationConfig = Field(default_factory=AnimationConfig)
+    interactive: InteractiveConfig = Field(default_factory=InteractiveConfig)
     dpi: int = Field(default=100, ge=30)
 
     @field_validator("map_leads", "spectrum_leads", "skill_map_leads")

@@ -556,6 +556,8 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
     scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
                       config.scheduler, config.workers, progress, _ensemble_baselines(config, aligned, tr),
                       config.statistics)
+    provenance = ("model_name", "model_sha256", "model_paths", "history", "perturbation_type", "ensemble_members")
+    scores.attrs.update({f"product_{k}": str(fc.attrs[k]) for k in provenance if k in fc.attrs})
     scores.attrs.update({"product": str(product), "truth": str(truth),
                          "climatology": config.climatology.path or "built from the truth store",
                          "evaluate_config": dump_config(config)})

@@ -79,9 +79,9 @@ def _contours(ax, panel: Panel, data: np.ndarray, style: Style) -> None:
     ax.clabel(lines, levels[::2], fontsize=6, fmt="%g", inline=True)
 
 
-def draw_panel(ax, panel: Panel, style: Style, view: str, gridlines: bool = True):
+def draw_panel(ax, panel: Panel, style: Style, view: str, gridlines: bool = True, labels: bool = True):
     """Draw ``panel`` on a cartopy ``ax`` in the style's display units (values shaded with contours over
-    them, labelled gridlines unless ``gridlines=False``); returns the mesh (for a colour bar)."""
+    them, gridlines unless ``gridlines=False``, labelled if ``labels``); returns the mesh (for a colour bar)."""
     raw = np.asarray(panel.field.transpose(LAT, LON).values, dtype=np.float64)
     if panel.kind == "value":
         cmap, (vmin, vmax) = style.cmap, style.shown(np.array([style.vmin, style.vmax]))
@@ -108,8 +108,13 @@ def draw_panel(ax, panel: Panel, style: Style, view: str, gridlines: bool = True
     ax.set_title(panel.title, fontsize=9)
     if not gridlines:  # labelled gridlines cost about as much as the rest of the map (animation frames skip them)
         return mesh
-    grid = ax.gridlines(draw_labels=True, linewidth=0.3, color="0.5", alpha=0.6, linestyle="--",
-                        x_inline=False, y_inline=view in ("north_polar", "south_polar"))
+    polar = view in ("north_polar", "south_polar")
+    # Every 60 degrees of longitude and 30 of latitude, each line drawn with 30 points: cartopy's gridliner
+    # builds (and, for labels, intersects) a shapely line per step, the slowest part of a map at its default.
+    grid = ax.gridlines(draw_labels=labels, linewidth=0.3, color="0.5", alpha=0.6, linestyle="--",
+                        xlocs=np.arange(-180, 181, 60), ylocs=np.arange(-60, 61, 30) if not polar else [30, 60],
+                        x_inline=False, y_inline=polar)
+    grid.n_steps = 30
     grid.top_labels = grid.right_labels = False
     grid.xlabel_style = grid.ylabel_style = {"size": 6, "color": "0.3"}
     return mesh
@@ -128,7 +133,8 @@ def map_figure(panels: Sequence[Panel], style: Style, view: str = "robinson", su
     meshes: dict[str, list] = {}
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1, projection=proj)
-        meshes.setdefault(panel.kind, []).append((ax, draw_panel(ax, panel, style, view, gridlines)))
+        # Panels of a row share their view: labels on the first one say where every panel's lines are.
+        meshes.setdefault(panel.kind, []).append((ax, draw_panel(ax, panel, style, view, gridlines, i == 0)))
     units = pretty_units(style.shown_units)
     for kind, items in meshes.items():
         label = {"value": style.label, "error": f"error ({style.label})", "spread": f"spread ({style.label})",

@@ -45,6 +45,8 @@ class FigureEntry:
     kind: str  # lead, scorecard, spread_skill, rank_histogram, spectra, map, skill_map, frame, animation
     title: str
     variable: str | None = None
+    lead_hours: float | None = None  # frames of the interactive view: their lead and member
+    member: str | None = None
 
 
 def _score_figures(scores: xr.Dataset, cfg: RenderConfig, dpi: int, out: Path) -> list[FigureEntry]:
@@ -158,6 +160,41 @@ def _skill_maps(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg:
     return entries
 
 
+def _frames(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg: RenderConfig,
+            out: Path) -> list[FigureEntry]:
+    """Small single maps for the report's interactive view (:class:`InteractiveConfig`): forecast (or ensemble
+    mean), truth and a few members per variable and lead, of initial time ``init_index``, each variable with
+    one colour range over all its frames so that moving through leads and members compares like with like."""
+    icfg = cfg.interactive
+    case = product.isel({INIT_TIME: cfg.init_index})
+    init = case[INIT_TIME].values
+    every = parse_duration(icfg.lead_every)
+    leads = [x for x in case[LEAD_TIME].values if x > np.timedelta64(0, "ns") and x % every == np.timedelta64(0)]
+    entries = []
+    for var in cfg.variables or [str(v) for v in scores["variable"].values]:
+        field = case[var].sel({LEAD_TIME: leads}).load()
+        obs = _truth_at(truth, var, init + np.array(leads)).load()
+        style = style_for(var, str(case[var].attrs.get("units", "")), obs.values, cfg.ranges, cfg.error_ranges)
+        style = lead_style(style, [obs.values], None, cfg.ranges, cfg.error_ranges, var)
+        for i, lead in enumerate(leads):
+            hours = float(lead / np.timedelta64(1, "h"))
+            f = field.isel({LEAD_TIME: i})
+            views = {"truth": obs.isel({TIME: i})}
+            if MEMBER in f.dims:
+                views = {"ensemble mean": ensemble_mean(f), **views}
+                views.update({f"member {int(m)}": f.sel({MEMBER: m}) for m in f[MEMBER].values[:icfg.members]})
+            else:
+                views = {"forecast": f, **views}
+            for member, data in views.items():
+                title = map_title(var, init, lead, member)
+                fig = map_figure([Panel(data, member)], style, "robinson", title, "one colour range for all frames "
+                                 "of this variable", gridlines=False)
+                name = f"frames/{var}_{hours:g}h_{member.replace(' ', '_')}.png"
+                path = save_figure(fig, out / name, icfg.dpi)
+                entries.append(FigureEntry(f"frames/{path.name}", "frame", title, var, hours, member))
+    return entries
+
+
 def _animation(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg: RenderConfig, out: Path,
                dpi: int) -> FigureEntry:
     var = cfg.animation.variable or str(scores["variable"].values[0])
@@ -208,6 +245,7 @@ def render_evaluation(config: EvaluateConfig, run_dir: str | Path, product: str 
         if step == "maps":
             entries += _map_figures(fc, tr, scores, cfg, cfg.dpi, out)
             entries += _skill_maps(fc, tr, scores, cfg, cfg.dpi, out)
+            entries += _frames(fc, tr, scores, cfg, out) if cfg.interactive.enabled else []
         else:
             entries.append(_animation(fc, tr, scores, cfg, out, cfg.dpi))
     index = out / INDEX
