@@ -105,6 +105,13 @@ def test_product_passes_the_cf_check_and_round_trips_through_xarray_and_netcdf(t
     assert ds.lead_time.dtype == "timedelta64[ns]" and ds.init_time.dtype == "datetime64[ns]"
     assert ds.z850.attrs["units"] == "m**2 s**-2" and ds.z850.attrs["level"] == 850.0
     assert ds.latitude.attrs["units"] == "degrees_north" and ds.member.attrs["standard_name"] == "realization"
+    # CF cell bounds: each latitude between its edges, the outer edges at the poles, longitudes 360/n wide.
+    lat_b, lon_b = ds["latitude_bnds"].values, ds["longitude_bnds"].values
+    assert ds.latitude.attrs["bounds"] == "latitude_bnds" and lat_b.shape == (ds.latitude.size, 2)
+    assert (lat_b[:, 0] >= ds.latitude.values).all() and (ds.latitude.values >= lat_b[:, 1]).all()
+    assert lat_b[0, 0] == 90.0 and lat_b[-1, 1] == -90.0 and (lat_b[1:, 0] == lat_b[:-1, 1]).all()
+    np.testing.assert_allclose(lon_b[:, 1] - lon_b[:, 0], 360.0 / ds.longitude.size)
+    assert "latitude_bnds" not in ds.data_vars  # a coordinate, not a forecast variable
     # The encoding is CF: raw integers with "hours since" / "hours" units, decoded by any CF reader.
     raw = xr.open_zarr(tmp_path / "p.zarr", decode_times=False, decode_timedelta=False)
     assert raw.lead_time.attrs["units"] == "hours" and raw.lead_time.values.tolist() == [0, 6, 12, 18, 24]

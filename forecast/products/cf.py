@@ -5,8 +5,9 @@ downstream tools rely on, not all of CF:
 
 * global attributes: ``Conventions`` (CF-1.x), ``title``, ``source``, ``history``, ``complete``;
 * coordinates: latitude/longitude units, standard names and axes (latitude north to south,
-  longitude in [0, 360)); initial time ``forecast_reference_time``; lead time ``forecast_period`` as
-  timedeltas; ``valid_time`` (``time``) of dims (init, lead) equal to init + lead; member
+  longitude in [0, 360)), their cell bounds ``(n, 2)`` where a ``bounds`` attribute names them;
+  initial time ``forecast_reference_time``; lead time ``forecast_period`` as timedeltas; ``valid_time``
+  (``time``) of dims (init, lead) equal to init + lead; member
   ``realization``; level in hPa as ``air_pressure``;
 * data variables: float, ``units`` and ``long_name`` present, ``standard_name`` where the ERA5
   catalogue knows one, dims in the order ``(init, lead[, member][, level], latitude, longitude)``.
@@ -58,6 +59,10 @@ def check_product(ds: xr.Dataset) -> list[str]:
         problems.append("latitude must run north to south")
     if LON in ds.coords and not bool(((ds[LON] >= 0) & (ds[LON] < 360)).all()):
         problems.append("longitude must lie in [0, 360)")
+    for axis in (LAT, LON):
+        bounds = ds[axis].attrs.get("bounds") if axis in ds.coords else None
+        if bounds and (bounds not in ds.variables or ds[bounds].shape != (ds.sizes[axis], 2)):
+            problems.append(f"coordinate {axis!r}: its bounds {bounds!r} are missing or not ({axis}, 2)")
     _coord(ds, d.init, problems, standard_name="forecast_reference_time")
     _coord(ds, d.lead, problems, standard_name="forecast_period")
     _coord(ds, d.valid, problems, standard_name="time")

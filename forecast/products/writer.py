@@ -44,6 +44,7 @@ import xarray as xr
 import zarr
 
 from forecast.errors import InputError
+from forecast.grids import latitude_bounds, longitude_bounds
 from forecast.products.layout import Naming, OutputVariable, dims_for, output_variables
 from forecast.schema import LAT, LON
 from forecast.storage import atomic_directory, check_output_path
@@ -52,6 +53,7 @@ __all__ = ["CHUNK_TARGET_BYTES", "COMPLETE_MARKER", "ProductSpec", "ProductWrite
            "time_units"]
 
 CHUNK_TARGET_BYTES = 1 << 20
+BNDS = "bnds"  # the two edges of a cell, CF's usual name
 COMPLETE_MARKER = "COMPLETE"
 
 
@@ -126,9 +128,17 @@ class ProductSpec:
             d.valid: ((d.init, d.lead), init[:, None] + lead[None, :],
                       {"standard_name": "time", "long_name": "valid time (initial time + lead time)"}),
             LAT: (LAT, np.asarray(self.latitudes, np.float64),
-                  {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}),
+                  {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y",
+                   "bounds": f"{LAT}_bnds"}),
             LON: (LON, np.asarray(self.longitudes, np.float64),
-                  {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}),
+                  {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X",
+                   "bounds": f"{LON}_bnds"}),
+            # CF cell bounds (edges of the cells the values are means of; the poles close the outermost rows),
+            # so area weights and conservative regridding need not guess them from the centres.
+            f"{LAT}_bnds": ((LAT, BNDS), latitude_bounds(self.latitudes),
+                            {"units": "degrees_north", "long_name": "latitude cell bounds (north, south)"}),
+            f"{LON}_bnds": ((LON, BNDS), longitude_bounds(self.longitudes),
+                            {"units": "degrees_east", "long_name": "longitude cell bounds (west, east)"}),
         }
         lead_dims: tuple[str, ...] = (d.init, d.lead)
         if self.members is not None:
