@@ -145,6 +145,7 @@ def test_products_scores_and_truth_at_memory_urls_equal_local_ones(tmp_path):
         local, remote = (open_product(p).load() for p in products.values())
         xr.testing.assert_identical(local.drop_attrs(deep=False), remote.drop_attrs(deep=False))
         assert fs.exists("/urls-test/product.zarr/COMPLETE")
+        assert "path: memory://urls-test/product.zarr" in remote.attrs["predict_config"]
         with pytest.raises(InputError, match="memory://urls-test/product.zarr already exists"):
             run_predict(config)
 

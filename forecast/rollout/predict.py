@@ -136,10 +136,24 @@ def _predict_to_url(config: PredictConfig, progress: bool) -> PredictResult:
         try:
             result = run_predict(config.model_copy(update={"output": output}), progress)
         except RolloutDiverged:
+            _record_config(local, config)
             upload_tree(local, url, _COMPLETION_FILES, config.output.overwrite)
             raise
+        _record_config(local, config)
     result.path = url
     return result
+
+
+def _record_config(product: Path, config: PredictConfig) -> None:
+    """Put the run's own config (with the URL, not the local stage) in the staged product's provenance."""
+    import warnings
+
+    import zarr
+
+    zarr.open_group(str(product), mode="r+").attrs["predict_config"] = dump_config(config)
+    with warnings.catch_warnings():  # the COMPLETE marker and (zarr 3) consolidation itself are expected
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(product))
 
 
 def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
