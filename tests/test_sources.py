@@ -17,6 +17,7 @@ from forecast.errors import InputError
 from forecast.evaluate.score import read_scores
 from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
+from forecast.ingest.readers import expand_paths
 from forecast.naturalearth import land_fraction
 from forecast.testing import analytic_field, weatherbench_store
 
@@ -114,8 +115,12 @@ def test_store_over_http_and_in_memory_ingests_as_from_disk_reading_only_the_sel
         fs.rm("/wb2-test", recursive=True)
 
 
-def test_url_errors_are_one_line_input_errors(tmp_path, http_server):
+def test_http_globs_and_url_errors_are_one_line_input_errors(tmp_path, http_server):
     base, _ = http_server
+    for name in ("era5-2000.zarr", "era5-2001.zarr", "other.zarr"):
+        (tmp_path / "www" / name).mkdir()
+    # http.server lists folders as pages of links, which is how fsspec globs over HTTP.
+    assert expand_paths([f"{base}/era5-*.zarr"]) == [f"{base}/era5-2000.zarr", f"{base}/era5-2001.zarr"]
     with pytest.raises(InputError, match=r"memory://nowhere/\*\.zarr' matches nothing"):
         run_ingest(wb2_config("memory://nowhere/*.zarr", tmp_path / "o.zarr"), progress=False)
     with pytest.raises(InputError, match=r"/missing\.zarr: cannot be read as zarr"):
