@@ -99,7 +99,7 @@ _ZARR_COORDINATES = {"time", "valid_time", "step", "expver", "number", "member",
 def _unwanted_arrays(path: Path | str, storage_options: dict[str, Any] | None, variables: set[str],
                      rename: dict[str, str] | None) -> list[str]:
     """Arrays of the zarr store at ``path`` that hold none of ``variables`` (ERA5 short names), to leave
-    unopened: an archive holds hundreds (ARCO-ERA5: 273, each in up to a million chunks), and xarray would
+    unopened: an archive holds hundreds (ARCO-ERA5's, each in up to a million chunks), and xarray would
     build a dask array of every one. Read from the (consolidated) metadata only."""
     opts = storage_options_for(str(path), storage_options) if is_url(path) else None
     group = zarr.open_group(str(path), mode="r", storage_options=opts)
