@@ -37,7 +37,7 @@ METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 Baseline = Literal["persistence", "climatology", "persistence_ensemble", "climatology_ensemble"]
 # Baselines with members: scored only for ensemble forecasts, whose CRPS they are the references of.
 ENSEMBLE_BASELINES: tuple[str, ...] = ("persistence_ensemble", "climatology_ensemble")
-Projection = Literal["robinson", "north_polar", "south_polar", "orthographic"]
+Projection = Literal["robinson", "north_polar", "south_polar", "orthographic", "plate_carree"]
 
 
 def _duration(value: str) -> str:
@@ -102,9 +102,10 @@ class InteractiveConfig(StrictModel):
     member (the ensemble mean or forecast, the truth, and the first ``members`` members of an ensemble)."""
 
     enabled: bool = True
+    projection: Projection = "plate_carree"  # a third of a Robinson map's drawing time
     lead_every: str = "24h"
     members: int = Field(default=3, ge=0)
-    dpi: int = Field(default=60, ge=30)
+    dpi: int = Field(default=80, ge=30)
 
     @field_validator("lead_every")
     @classmethod

@@ -4,8 +4,8 @@ Fields are drawn cell by cell (``pcolormesh`` on the cell bounds of :mod:`foreca
 grids are drawn as they are) in the display units and colours of :mod:`forecast.render.styles`, with
 labelled contours over the shading (z500 every 8 dam, isobars every 4 hPa), labelled gridlines, and the
 Natural Earth 110m coastlines shipped in the package. Views: ``robinson`` (global), ``north_polar`` /
-``south_polar`` (polar stereographic poleward of 20 degrees, clipped to a circle) and ``orthographic``
-(the globe seen from above 50N 10E).
+``south_polar`` (polar stereographic poleward of 20 degrees, clipped to a circle), ``orthographic``
+(the globe seen from above 50N 10E) and ``plate_carree`` (latitude-longitude, the cheapest to draw).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from forecast.schema import LAT, LON
 
 __all__ = ["PROJECTIONS", "Panel", "draw_panel", "map_figure", "projection"]
 
-PROJECTIONS = ("robinson", "north_polar", "south_polar", "orthographic")
+PROJECTIONS = ("robinson", "north_polar", "south_polar", "orthographic", "plate_carree")
 
 
 def projection(name: str) -> ccrs.Projection:
@@ -39,6 +39,8 @@ def projection(name: str) -> ccrs.Projection:
         return ccrs.SouthPolarStereo()
     if name == "orthographic":
         return ccrs.Orthographic(central_longitude=10.0, central_latitude=50.0)
+    if name == "plate_carree":
+        return ccrs.PlateCarree()
     raise ValueError(f"unknown projection {name!r}; use one of {PROJECTIONS}")
 
 
@@ -128,7 +130,7 @@ def map_figure(panels: Sequence[Panel], style: Style, view: str = "robinson", su
     use_offline_cartopy()
     polar = view in ("north_polar", "south_polar", "orthographic")
     width = 4.2 if not polar else 3.8
-    fig = Figure(figsize=(width * len(panels), 3.6 if not polar else 4.4), layout="constrained")
+    fig = Figure(figsize=(width * len(panels), 3.9 if not polar else 4.7), layout="constrained")
     proj = projection(view)
     meshes: dict[str, list] = {}
     for i, panel in enumerate(panels):
@@ -150,5 +152,5 @@ def map_figure(panels: Sequence[Panel], style: Style, view: str = "robinson", su
         note += f"; contours every {contour:g} {style.shown_units}"
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    fig.text(0.99, 0.005, note, ha="right", va="bottom", fontsize=6, color="0.35")
+    fig.supxlabel(note, fontsize=6, color="0.35")  # constrained layout keeps room for it under the colour bars
     return fig

@@ -187,8 +187,9 @@ def _frames(product: xr.Dataset, truth: xr.Dataset, scores: xr.Dataset, cfg: Ren
                 views = {"forecast": f, **views}
             for member, data in views.items():
                 title = map_title(var, init, lead, member)
-                fig = map_figure([Panel(data, member)], style, "robinson", title, "one colour range for all frames "
-                                 "of this variable", gridlines=False)
+                note = "one colour range for all frames of this variable"
+                short = f"{var}, valid {_utc(init + lead)} (+{hours:g} h)"  # the page shows the full title
+                fig = map_figure([Panel(data, member)], style, icfg.projection, short, note, gridlines=False)
                 name = f"frames/{var}_{hours:g}h_{member.replace(' ', '_')}.png"
                 path = save_figure(fig, out / name, icfg.dpi)
                 entries.append(FigureEntry(f"frames/{path.name}", "frame", title, var, hours, member))
