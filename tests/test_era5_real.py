@@ -69,7 +69,7 @@ def test_repo_era5_config_builds_store_with_credit(era5_dir, tmp_path):
     ])
     ds = xr.open_zarr(run_ingest(cfg, progress=False).path)
     assert ds.attrs["attribution"].startswith("Contains modified Copernicus Climate Change Service information")
-    assert ds.attrs["stats_start"] == "2025-12-01T00:00" and ds.attrs["stats_end"] == "2026-01-24T18:00"
+    assert ds.attrs["stats_start"] == "2025-12-01T00:00" and ds.attrs["stats_end"] == "2026-01-17T18:00"
     with xr.open_dataset(era5_dir / "era5_vo850_2.5deg_6h_20251201-20260207.nc") as src:
         np.testing.assert_array_equal(ds.vo850.values, src.vo.isel(pressure_level=0).values)
 
