@@ -42,7 +42,7 @@ from forecast.evaluate.score import forecast_label
 from forecast.evaluate.spectrum import SphericalSpectrum
 from forecast.products.io import open_product
 from forecast.schema import INIT_TIME, LAT, LEAD_TIME, LON, MEMBER, TIME, VALID_TIME
-from forecast.storage import atomic_file
+from forecast.storage import atomic_files
 
 __all__ = ["ClimateResult", "Run", "climate_summary", "climate_table", "compare", "load_climate_config", "open_run",
            "read_climate", "run_climate", "write_climate"]
@@ -332,15 +332,15 @@ def climate_summary(ds: xr.Dataset) -> str:
 
 
 def write_climate(ds: xr.Dataset, out_dir: str | Path) -> tuple[Path, Path]:
-    """``climate.nc`` (everything; booleans as int8) and ``climate.csv`` in ``out_dir``, each atomically."""
+    """``climate.nc`` (everything; booleans as int8) and ``climate.csv`` in ``out_dir``, as one unit
+    (:func:`forecast.storage.atomic_files`): both replace the previous pair or neither does."""
     out_dir = Path(out_dir)
     nc, csv = out_dir / "climate.nc", out_dir / "climate.csv"
-    with atomic_file(csv) as tmp:
-        climate_table(ds).to_csv(tmp, index=False, float_format="%.6g")
     stored = ds.map(lambda v: v.astype(np.int8) if v.dtype == bool else v)
     stored.attrs = ds.attrs
-    with atomic_file(nc) as tmp:
-        stored.to_netcdf(tmp, engine="netcdf4")
+    with atomic_files([nc, csv]) as (tmp_nc, tmp_csv):
+        climate_table(ds).to_csv(tmp_csv, index=False, float_format="%.6g")
+        stored.to_netcdf(tmp_nc, engine="netcdf4")
     return nc, csv
 
 
