@@ -215,10 +215,20 @@ def test_skill_table_scores_model_and_baselines_on_the_same_cases(store, tmp_pat
     table = skill_table(load_package(tmp_path / "run" / "model.pt"), s, np.datetime64("2000-02-01"),
                         np.datetime64("2000-02-29T18:00"), [1, 4], max_cases=6,
                         clim_period=(None, np.datetime64("2000-01-31T18:00")))
-    assert set(table.model) == {"model", "persistence", "climatology"}
+    scores = table.query("reference == ''")
+    assert set(scores.model) == {"model", "persistence", "climatology", "training_mean"}
     assert set(table.lead_hours) == {6, 24} and set(table.metric) == {"rmse", "acc"}
     assert table.query("model == 'climatology' and metric == 'acc'").empty  # undefined, so not reported
     assert table.value.notna().all()
+    assert ((scores.lower <= scores.value + 1e-9) & (scores.value <= scores.upper + 1e-9)).all()
+    # Paired differences: model minus each baseline, with an interval around it.
+    diffs = table.query("reference != '' and metric == 'rmse'")
+    assert set(diffs.reference) == {"persistence", "climatology", "training_mean"}
+    for r in diffs.itertuples():
+        pick = scores.query(f"metric == 'rmse' and channel == '{r.channel}' and lead_hours == {r.lead_hours}")
+        by_name = dict(zip(pick.model, pick.value, strict=True))
+        assert r.value == pytest.approx(by_name["model"] - by_name[r.reference], rel=1e-9, abs=1e-12)
+        assert r.lower <= r.value + 1e-9 <= r.upper + 2e-9
     # Persistence RMSE at 24 h by hand for msl on the same six cases.
     first = np.flatnonzero(s.times >= np.datetime64("2000-02-01"))
     first = first[first + 4 < s.times.size]
@@ -228,8 +238,15 @@ def test_skill_table_scores_model_and_baselines_on_the_same_cases(store, tmp_pat
     w = lat_weights_np(s.latitudes)
     err = (s.state[cases + 4, c].astype(np.float64) - s.state[cases, c]) ** 2
     expected = np.sqrt((err * w[None, :, None]).mean(axis=(1, 2)).mean())
-    got = table.query("model == 'persistence' and metric == 'rmse' and channel == 'msl' and lead_hours == 24").value
+    got = scores.query("model == 'persistence' and metric == 'rmse' and channel == 'msl' and lead_hours == 24").value
     assert float(got.iloc[0]) == pytest.approx(expected, rel=1e-6)
+    # The training mean: January's time mean at every grid point, scored at the valid times by hand.
+    jan = s.times <= np.datetime64("2000-01-31T18:00")
+    mean = s.state[jan, c].astype(np.float64).mean(axis=0)
+    err = (s.state[cases + 4, c].astype(np.float64) - mean) ** 2
+    expected = np.sqrt((err * w[None, :, None]).mean(axis=(1, 2)).mean())
+    got = scores.query("model == 'training_mean' and metric == 'rmse' and channel == 'msl' and lead_hours == 24")
+    assert float(got.value.iloc[0]) == pytest.approx(expected, rel=1e-6)
 
 
 def lat_weights_np(lat: np.ndarray) -> np.ndarray:

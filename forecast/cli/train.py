@@ -24,7 +24,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_skill(args: argparse.Namespace) -> int:
     from forecast.data.store import open_training_store
-    from forecast.rollout.skill import skill_table
+    from forecast.rollout.skill import format_skill, skill_table
     from forecast.train.package import load_package
 
     package = load_package(args.package)
@@ -33,8 +33,7 @@ def _cmd_skill(args: argparse.Namespace) -> int:
                         clim_period=(args.clim_start, args.clim_end), device=args.device)
     if args.out:
         table.to_csv(args.out, index=False)
-    wide = table.pivot_table(index=["metric", "channel", "model"], columns="lead_hours", values="value")
-    print(wide.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(format_skill(table))
     return 0
 
 

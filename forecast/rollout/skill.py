@@ -1,11 +1,19 @@
-"""Skill of a trained model against persistence and climatology on the same validation cases.
+"""Skill of a trained model against persistence and two climatologies on the same cases, with intervals.
 
 A compact scorer for training runs (``forecast skill``): it rolls the model out from initial times
 spread over a period of a store, in memory, and hands the forecasts to the evaluation stage
-(:mod:`forecast.evaluate`), which scores model, persistence and climatology with the WeatherBench2
-definitions (area-weighted RMSE and uncentred ACC, global). The climatology is the evaluation stage's
-day-of-year x hour climatology of the store over ``clim_period``. For products written by
-``forecast predict``, ``forecast evaluate`` gives the full set of scores, regions and baselines.
+(:mod:`forecast.evaluate`), which scores them with the WeatherBench2 definitions (area-weighted RMSE
+and uncentred ACC, global). Baselines, all on the same cases:
+
+* ``persistence``: the initial state;
+* ``climatology``: the evaluation stage's day-of-year x hour climatology over ``clim_period``;
+* ``training_mean``: each channel's time mean per grid point over ``clim_period``. With a few months of
+  data the day-of-year climatology rests on few days per window and is noisier than this plain mean,
+  which is then the stronger reference.
+
+Every score carries a block-bootstrap interval over initial times, and the model's difference to each
+baseline a paired interval (:mod:`forecast.evaluate.bootstrap`): rows with a ``reference``. For products
+written by ``forecast predict``, ``forecast evaluate`` gives the full set of scores, regions and baselines.
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ from forecast.errors import InputError
 from forecast.evaluate.align import align, open_truth
 from forecast.evaluate.climatology import build_climatology, climatology_at
 from forecast.evaluate.regions import region_masks
-from forecast.evaluate.score import evaluate, scores_table
+from forecast.evaluate.score import evaluate
 from forecast.rollout.generator import rollout
 from forecast.schema import INIT_TIME, LAT, LEAD_TIME, LON, VALID_TIME
 from forecast.train.package import ModelPackage
 
-__all__ = ["skill_table"]
+__all__ = ["BASELINES", "format_skill", "skill_table", "training_mean_at"]
+
+BASELINES = ("persistence", "climatology", "training_mean")
 
 
 def _cases(store: TrainingStore, start: datetime | None, end: datetime | None, last_lead: int,
@@ -81,11 +91,82 @@ def skill_table(
     )
     truth = open_truth(store.path)
     aligned = align(model, truth)
+    masks = region_masks(["global"], store.latitudes, store.longitudes)
     clim = build_climatology(truth, store.channels, *clim_period)
-    scores = evaluate(aligned, region_masks(["global"], store.latitudes, store.longitudes),
-                      climatology_at(clim, aligned.forecast[VALID_TIME], store.channels), name="model",
+    valid = aligned.forecast[VALID_TIME]
+    by_doy = evaluate(aligned, masks, climatology_at(clim, valid, store.channels), name="model",
                       metrics=["rmse", "acc"], scheduler="synchronous")
-    table = scores_table(scores).dropna(subset=["value"])  # ACC of the climatology is undefined
-    return pd.DataFrame({"model": table.forecast, "metric": table.metric, "channel": table.variable,
-                         "lead_hours": table.lead_time_hours.round().astype(int), "value": table.value}
-                        ).reset_index(drop=True)
+    # The training mean enters as the "climatology" of a second evaluation (RMSE only: an anomaly
+    # correlation against it is another quantity); its paired differences come from that call.
+    by_mean = evaluate(aligned, masks, training_mean_at(truth, store.channels, clim_period, valid), name="model",
+                       metrics=["rmse"], baselines=["climatology"], scheduler="synchronous")
+    rows = _tidy(by_doy, {"model": "model", "persistence": "persistence", "climatology": "climatology"})
+    rows += _tidy(by_mean, {"climatology": "training_mean"})
+    table = pd.DataFrame(rows).dropna(subset=["value"])  # ACC of the climatologies is undefined
+    return table.sort_values(["reference", "metric", "channel", "model", "lead_hours"], key=_baseline_order
+                             ).reset_index(drop=True)
+
+
+def training_mean_at(truth: xr.Dataset, variables: list[str],
+                     period: tuple[datetime | None, datetime | None], valid_time: xr.DataArray) -> xr.Dataset:
+    """Each channel's time mean per grid point over ``period`` (inclusive; None: the store's ends),
+    broadcast to ``valid_time`` ``(init_time, lead_time)``: a constant forecast ``(init_time, lead_time, lat, lon)``."""
+    lo, hi = (None if p is None else np.datetime64(p, "ns") for p in period)
+    mean = truth[variables].sel(time=slice(lo, hi)).mean("time").compute()
+    if mean.sizes.get(LAT, 0) == 0 or any(bool(mean[v].isnull().all()) for v in variables):
+        raise InputError(f"no truth in the climatology period {period} to average")
+    zero = xr.zeros_like(valid_time, dtype=np.float64)
+    return xr.Dataset({v: (zero + mean[v]).transpose(INIT_TIME, LEAD_TIME, LAT, LON) for v in variables})
+
+
+def _tidy(scores: xr.Dataset, names: dict[str, str]) -> list[dict]:
+    """Rows ``model, reference, metric, channel, lead_hours, value, lower, upper`` of the global scores of
+    the forecasts in ``names`` (scores name -> table name); the model's paired differences to the baselines
+    among them as rows with that ``reference`` (value = model minus baseline)."""
+    rows = []
+    hours = (scores[LEAD_TIME].values / np.timedelta64(1, "h")).round().astype(int)
+    ci = scores["score_interval"].sel(region="global")
+    for src, label in names.items():
+        for m in scores["metric"].values:
+            for v in scores["variable"].values:
+                val = scores[src].sel(region="global", metric=m, variable=v).values
+                lo, up = (ci.sel(source=src, metric=m, variable=v, bound=b).values for b in ("lower", "upper"))
+                rows += [{"model": label, "reference": "", "metric": str(m), "channel": str(v), "lead_hours": int(h),
+                          "value": float(a), "lower": float(b), "upper": float(c)}
+                         for h, a, b, c in zip(hours, val, lo, up, strict=True)]
+    diff = scores["difference_interval"].sel(region="global")
+    for src, label in names.items():
+        if src == "model" or src not in diff["reference"].values:
+            continue
+        for m in scores["metric"].values:
+            for v in scores["variable"].values:
+                d = (scores["model"] - scores[src]).sel(region="global", metric=m, variable=v).values
+                lo, up = (diff.sel(reference=src, metric=m, variable=v, bound=b).values for b in ("lower", "upper"))
+                rows += [{"model": "model", "reference": label, "metric": str(m), "channel": str(v),
+                          "lead_hours": int(h), "value": float(a), "lower": float(b), "upper": float(c)}
+                         for h, a, b, c in zip(hours, d, lo, up, strict=True)]
+    return rows
+
+
+def _baseline_order(column: pd.Series) -> pd.Series:
+    if column.name in ("model", "reference"):
+        order = {"": -1, "model": 0, **{b: i + 1 for i, b in enumerate(BASELINES)}}
+        return column.map(lambda x: order.get(x, len(order)))
+    return column
+
+
+def format_skill(table: pd.DataFrame, confidence: float = 0.9) -> str:
+    """The table as text: scores ``value [lower, upper]`` by lead, then the model minus each baseline with its
+    paired interval (``*``: the interval excludes 0)."""
+    def cell(r: pd.Series, star: bool) -> str:
+        sig = "*" if star and (r.lower > 0 or r.upper < 0) else ""
+        return f"{r.value:.4g} [{r.lower:.3g}, {r.upper:.3g}]{sig}"
+
+    out = []
+    for ref, part in table.groupby("reference", sort=False):
+        wide = part.assign(cell=[cell(r, bool(ref)) for r in part.itertuples()]).pivot_table(
+            index=["metric", "channel", "model"], columns="lead_hours", values="cell", aggfunc="first", sort=False)
+        head = (f"scores [{100 * confidence:g}% interval]" if not ref else
+                f"model minus {ref} [{100 * confidence:g}% paired interval; * excludes 0]")
+        out += [head, wide.to_string(), ""]
+    return "\n".join(out)
