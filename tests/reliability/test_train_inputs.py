@@ -12,11 +12,12 @@ import torch
 from reliability_support import one_line_error
 
 from forecast.cli import main
+from forecast.data.features import FORCING_NAMES, POSITION_NAMES
 from forecast.data.store import open_training_store
 from forecast.errors import InputError
-from forecast.models import build_model
+from forecast.grids import Grid
+from forecast.models import SFNOConfig, build_model
 from forecast.models.config import PersistenceConfig
-from forecast.testing import linear_package
 from forecast.train.config import TrainConfig
 from forecast.train.loop import train
 from forecast.train.package import load_package, save_package
@@ -43,29 +44,32 @@ def test_channel_weight_for_an_unknown_channel_is_an_error(truth_store, tmp_path
     assert nothing_trained(tmp_path / "run")
 
 
-def persistence_package(store: Path, path: Path, std_scale: float = 1.0) -> Path:
-    """A persistence-network package on ``store``'s grid and channels, its normalisation std scaled by
-    ``std_scale`` (another store's statistics)."""
+def package_like(store: Path, path: Path, model: str, std_scale: float = 1.0, grid: str | None = None) -> Path:
+    """A package of an untrained ``model`` ("sfno": the network :func:`train_config` builds, "persistence":
+    another one) on ``store``'s channels, its normalisation std scaled by ``std_scale`` and, with ``grid``,
+    on that grid type of the same size (weights of the same shapes, for other latitudes)."""
     s = open_training_store(store)
     s = dataclasses.replace(s, std=s.std * std_scale)
-    inputs = [*s.channels, *s.static_names, "sin_lat", "cos_lat", "sin_lon", "cos_lon", "cos_zenith", "sin_year",
-              "cos_year"]
-    config = PersistenceConfig(prognostic_indices=[0, 1])
-    net = build_model(config, s.grid_type, *s.shape, len(inputs), len(s.channels))
-    return save_package(path, net, config, True, s, "name: other-stats\n")
+    if grid is not None:
+        g = Grid(grid, *s.shape)
+        s = dataclasses.replace(s, grid_type=grid, latitudes=g.latitudes, longitudes=g.longitudes)
+    n_in = len(s.channels) + len(s.static_names) + len(POSITION_NAMES) + len(FORCING_NAMES)
+    config = (SFNOConfig(embed_dim=4, num_layers=1, lmax=6, mmax=6) if model == "sfno"
+              else PersistenceConfig(prognostic_indices=[0, 1]))
+    net = build_model(config, s.grid_type, *s.shape, n_in, len(s.channels))
+    return save_package(path, net, config, True, s, f"name: {model}\n")
 
 
 @pytest.mark.parametrize("case", ["grid", "normalisation", "network"])
-def test_init_from_checks_grid_statistics_and_network(truth_store, other_grid_store, tmp_path, case):
-    if case == "grid":  # same channels, another grid (Legendre-Gauss 16 x 32)
-        package = linear_package(tmp_path / "lg.pt", other_grid_store, {"z500": "z500", "msl": "msl"},
-                                 {"z500": 0.0, "msl": 0.0})
-        expected = r"was trained on a legendre-gauss 16 x 32 grid, the store is equiangular 19 x 36"
-    elif case == "normalisation":
-        package = persistence_package(truth_store, tmp_path / "stats.pt", std_scale=1.5)
+def test_init_from_checks_grid_statistics_and_network(truth_store, tmp_path, case):
+    if case == "grid":  # an SFNO whose weights fit, trained on Legendre-Gauss latitudes of the same count
+        package = package_like(truth_store, tmp_path / "lg.pt", "sfno", grid="legendre-gauss")
+        expected = r"was trained on a legendre-gauss 19 x 36 grid, the store is equiangular 19 x 36"
+    elif case == "normalisation":  # the same network, inputs scaled by another store's statistics
+        package = package_like(truth_store, tmp_path / "stats.pt", "sfno", std_scale=1.5)
         expected = r"was trained with another normalisation: std of z500 is [\d.e+]+ there, [\d.e+]+ in the store"
     else:  # the right grid and statistics, but a persistence network where the config asks for an SFNO
-        package = persistence_package(truth_store, tmp_path / "net.pt")
+        package = package_like(truth_store, tmp_path / "net.pt", "persistence")
         expected = r"holds another network: \d+ weight\(s\) differ in name or shape"
     with pytest.raises(InputError, match=expected):
         train(train_config(truth_store, tmp_path / "run", init_from=str(package)), progress=False)
