@@ -377,7 +377,8 @@ def test_spherical_grf_input_noise_has_unit_variance_and_a_matern_spectrum():
 
     from forecast.grids import gaussian_latitudes
     from forecast.rollout.perturbations import matern_spectrum
-    from forecast.train.noise import InputNoise, InputNoiseConfig
+    from forecast.train.config import InputNoiseConfig
+    from forecast.train.noise import InputNoise
 
     nlat, nlon = 32, 64
     cfg = InputNoiseConfig.model_validate({"type": "spherical_grf", "amplitude": 0.3, "length_scale_km": 2500})

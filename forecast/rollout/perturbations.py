@@ -61,6 +61,7 @@ __all__ = [
     "perturbation_from_dict",
     "register_perturbation",
     "registered_perturbations",
+    "synthesise_grf",
 ]
 
 _REGISTRY: dict[str, type[PerturbationConfig]] = {}
@@ -204,6 +205,18 @@ def matern_spectrum(lmax: int, length_scale_km: float, smoothness: float) -> np.
     return c / np.sum((2.0 * l_deg + 1.0) * c / (4.0 * math.pi))
 
 
+def synthesise_grf(z: torch.Tensor, sqrt_cl: torch.Tensor, isht: torch.nn.Module) -> torch.Tensor:
+    """Gaussian random fields ``(..., H, W)`` from standard normals ``z`` ``(..., lmax, lmax, 2)`` (degree,
+    order, re/im) and ``sqrt(C_l)`` ``(lmax, 1)``, through ``isht`` (an ``InverseRealSHT``). The m = 0
+    coefficients are real with variance ``C_l``, m > 0 complex with ``E|c|^2 = C_l`` and orders m > l are
+    zero, so a spectrum of :func:`matern_spectrum` gives unit pointwise variance."""
+    lmax = z.shape[-2]
+    coeffs = torch.complex(z[..., 0], z[..., 1]) / math.sqrt(2.0)  # E|c|^2 = 1 for m > 0
+    coeffs[..., 0] = z[..., 0, 0].to(coeffs.dtype)  # m = 0 is real, variance 1
+    degree, order = torch.arange(lmax)[:, None], torch.arange(lmax)[None, :]
+    return isht(coeffs * sqrt_cl * (order <= degree))
+
+
 @register_perturbation("spherical_grf")
 class SphericalGRF(PerturbationConfig):
     """Isotropic Gaussian random fields with a Matérn-like angular spectrum (see the module docstring)."""
@@ -229,12 +242,7 @@ class SphericalGRF(PerturbationConfig):
         lmax = self.truncation(h, w)
         isht = InverseRealSHT(h, w, lmax=lmax, mmax=lmax, grid=ctx.grid_type).double()
         sqrt_cl = torch.from_numpy(np.sqrt(self.spectrum(h, w)))[:, None]  # (lmax, 1)
-        z = rng.normal(c, lmax, lmax, 2).double()  # (B, C, l, m, re/im)
-        coeffs = torch.complex(z[..., 0], z[..., 1]) / math.sqrt(2.0)  # E|c|^2 = 1 for m > 0
-        coeffs[..., 0] = z[..., 0, 0].to(coeffs.dtype)  # m = 0 is real, variance 1
-        degree, order = torch.arange(lmax)[:, None], torch.arange(lmax)[None, :]
-        coeffs = coeffs * sqrt_cl * (order <= degree)  # (B, C, l, m); orders m > l do not exist
-        field = isht(coeffs)  # (B, C, H, W), pointwise variance 1
+        field = synthesise_grf(rng.normal(c, lmax, lmax, 2).double(), sqrt_cl, isht)  # (B, C, H, W), variance 1
         amp = self.amplitudes(ctx.channels).double()[None, :, None, None]
         return (field * amp).to(device=state.device, dtype=state.dtype)
 

@@ -8,9 +8,9 @@ from pydantic import Field, model_validator
 
 from forecast.config import StrictModel, Timestamp
 from forecast.models.config import ModelConfig
-from forecast.train.noise import InputNoiseConfig
 
-__all__ = ["DataConfig", "LossConfig", "OptimConfig", "PeriodConfig", "TrainConfig", "ValidationConfig"]
+__all__ = ["DataConfig", "InputNoiseConfig", "LossConfig", "OptimConfig", "PeriodConfig", "TrainConfig",
+           "ValidationConfig"]
 
 
 class PeriodConfig(StrictModel):
@@ -40,6 +40,21 @@ class OptimConfig(StrictModel):
     grad_clip: float | None = 1.0  # max global gradient norm; None disables clipping
     ema_decay: float | None = None  # e.g. 0.999: validate and package an exponential moving average
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU
+
+
+class InputNoiseConfig(StrictModel):
+    """``amplitude``: pointwise std in normalised units (each channel's std). A bare number in YAML is
+    white noise of that std (``input_noise: 0.2``)."""
+
+    type: Literal["white", "spherical_grf"] = "white"
+    amplitude: float = Field(default=0.0, ge=0)
+    length_scale_km: float = Field(default=2000.0, gt=0)  # spherical_grf: correlation length
+    smoothness: float = Field(default=1.5, gt=0)  # spherical_grf: Matérn nu (spectrum ~ l**(-2 nu - 2))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, value: object) -> object:
+        return {"amplitude": value} if isinstance(value, int | float) else value
 
 
 class LossConfig(StrictModel):
