@@ -34,6 +34,7 @@ from forecast.evaluate.metrics import (
 from forecast.evaluate.regions import box_mask, region_masks
 from forecast.evaluate.score import dispersion_verdict, evaluate, read_scores, run_evaluate, scores_table
 from forecast.grids import Grid
+from forecast.products import open_product
 from forecast.testing import evaluation_store, noisy_product
 
 scores_pkg = pytest.importorskip("scores")
@@ -251,6 +252,19 @@ def test_scores_do_not_depend_on_chunking_naming_or_scheduler(store, ensemble, t
     d = evaluate(align(small, truth), masks, scheduler="distributed", workers=2, **kw)
     xr.testing.assert_allclose(a["forecast"], d["forecast"])
     assert dict(os.environ) == environ  # the nanny's OMP_NUM_THREADS etc. do not leak into this process
+
+
+def test_level_axis_of_a_product_leaves_its_scores_unchanged(store, ensemble, tmp_path):
+    """The same forecast stored with the CF level axis (z500 on level=[500]) and as products were written
+    before it (z500 without one, its level an attribute) scores the same, intervals included."""
+    assert xr.open_zarr(ensemble).z500.dims[3] == "level"
+    open_product(ensemble).to_zarr(tmp_path / "flat.zarr")  # the view's encoding fits its dims
+    assert "level" not in xr.open_zarr(tmp_path / "flat.zarr").dims
+    cfg = config(metrics=["rmse", "acc", "crps", "spread"], baselines=["persistence"], statistics={"n_resamples": 50})
+    a = run_evaluate(cfg, ensemble, store, tmp_path / "a", progress=False).scores
+    b = run_evaluate(cfg, tmp_path / "flat.zarr", store, tmp_path / "b", progress=False).scores
+    xr.testing.assert_equal(a, b)
+    assert "score_interval" in a
 
 
 def test_alignment_refuses_other_grids_units_and_missing_times(store, ensemble):

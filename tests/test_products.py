@@ -78,7 +78,9 @@ def test_streamed_product_equals_the_in_memory_fields(tmp_path, lead_chunk, bloc
     for c, name in enumerate(CHANNELS):
         np.testing.assert_array_equal(ds[name].values, data[:, :, :, c])
     k = 5 if lead_chunk is None else lead_chunk  # 5 leads x 2 members x 8 x 16 x 4 B is far below 1 MiB
-    assert ds.z500.encoding["chunks"] == (1, k, 2, 8, 16)
+    assert ds.z500.encoding["chunks"] == ds.msl.encoding["chunks"] == (1, k, 2, 8, 16)
+    stored = open_product(tmp_path / "p.zarr", channels=False)
+    assert stored.z500.encoding["chunks"] == (1, k, 2, 1, 8, 16)  # one level of the level axis per chunk
     assert ds.attrs["complete"] is True and ds.attrs["leads_written"] == [5, 5, 5]
     assert (tmp_path / "p.zarr" / COMPLETE_MARKER).is_file()
 
@@ -119,8 +121,35 @@ def test_product_passes_the_cf_check_and_round_trips_through_xarray_and_netcdf(t
     nc = export_netcdf(tmp_path / "p.zarr", tmp_path / "p.nc")
     back = xr.open_dataset(nc)
     assert check_product(back) == []
-    xr.testing.assert_identical(back.drop_attrs(), ds.load().drop_attrs())
+    stored = open_product(tmp_path / "p.zarr", channels=False).load()  # the CF level axis too
+    xr.testing.assert_identical(back.drop_attrs(), stored.drop_attrs())
     assert back.attrs["complete"] == 1 and back.attrs["title"] == "test"
+
+
+def test_pressure_level_channels_have_a_cf_level_axis_that_xarray_selects(tmp_path):
+    s = spec(members=2)
+    data = fields(s)
+    write(tmp_path / "p.zarr", s, data)
+    raw = xr.open_zarr(tmp_path / "p.zarr")  # as any CF / WeatherBench2 reader sees it
+    assert check_product(raw) == [] and check_product(open_product(tmp_path / "p.zarr")) == []
+    assert raw.level.values.tolist() == [500.0, 850.0] and raw.level.dtype == np.float64
+    assert raw.level.attrs == {"units": "hPa", "standard_name": "air_pressure", "long_name": "pressure level",
+                               "positive": "down", "axis": "Z"}
+    assert raw.z500.dims == ("init_time", "lead_time", "member", "level", "latitude", "longitude")
+    assert raw.msl.dims == ("init_time", "lead_time", "member", "latitude", "longitude")  # no level: single-level
+    at500 = raw.sel(level=500)
+    np.testing.assert_array_equal(at500.z500.values, data[:, :, :, 0])
+    np.testing.assert_array_equal(at500.u500.values, data[:, :, :, 2])
+    assert np.isnan(at500.z850.values).all()  # z850 holds nothing at 500 hPa
+    np.testing.assert_array_equal(raw.z850.sel(level=850).values, data[:, :, :, 1])
+    np.testing.assert_array_equal(at500.msl.values, data[:, :, :, 3])
+    # z500's chunks at 850 hPa are all NaN: never stored (chunk keys c/init/lead/member/level/lat/lon).
+    assert {p.name for p in (tmp_path / "p.zarr" / "z500" / "c").glob("*/*/*/*")} == {"0"}
+    # The project's view (every stage reads it): one array per channel, its level an attribute, as before.
+    ds = open_product(tmp_path / "p.zarr")
+    assert "level" not in ds.dims and ds.z850.attrs["level"] == 850.0
+    np.testing.assert_array_equal(ds.z850.values, data[:, :, :, 1])
+    assert ds.z850.dims == ("init_time", "lead_time", "member", "latitude", "longitude")
 
 
 def test_weatherbench2_naming_stacks_levels(tmp_path):

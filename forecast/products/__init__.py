@@ -5,7 +5,7 @@ Only numpy/xarray/zarr here (no torch, no model code): the rollout hands the wri
 
 from forecast.products.cf import check_product
 from forecast.products.io import STABILITY_GROUP, export_netcdf, open_product, open_stability
-from forecast.products.layout import dims_for, output_variables
+from forecast.products.layout import channel_view, dims_for, output_variables
 from forecast.products.writer import COMPLETE_MARKER, ProductSpec, ProductWriter, lead_timedeltas
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "STABILITY_GROUP",
     "ProductSpec",
     "ProductWriter",
+    "channel_view",
     "check_product",
     "dims_for",
     "export_netcdf",

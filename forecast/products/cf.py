@@ -8,7 +8,7 @@ downstream tools rely on, not all of CF:
   longitude in [0, 360)), their cell bounds ``(n, 2)`` where a ``bounds`` attribute names them;
   initial time ``forecast_reference_time``; lead time ``forecast_period`` as timedeltas; ``valid_time``
   (``time``) of dims (init, lead) equal to init + lead; member
-  ``realization``; level in hPa as ``air_pressure``;
+  ``realization``; level in hPa as ``air_pressure``, ``positive: down``;
 * data variables: float, ``units`` and ``long_name`` present, ``standard_name`` where the ERA5
   catalogue knows one, dims in the order ``(init, lead[, member][, level], latitude, longitude)``.
 """
@@ -78,7 +78,7 @@ def check_product(ds: xr.Dataset) -> list[str]:
     if d.member in ds.dims:
         _coord(ds, d.member, problems, standard_name="realization")
     if d.level in ds.dims:
-        _coord(ds, d.level, problems, units="hPa", standard_name="air_pressure")
+        _coord(ds, d.level, problems, units="hPa", standard_name="air_pressure", positive="down")
 
     for name, var in ds.data_vars.items():
         for key in ("units", "long_name"):

@@ -1,7 +1,8 @@
 """Reading forecast products back, and the optional netCDF export.
 
 ``open_product`` refuses an incomplete product unless asked (``allow_incomplete=True``), so a
-partial run is never scored by mistake; ``open_stability`` reads the stability report group.
+partial run is never scored by mistake, and gives a product in the project's naming one array per channel
+(without the CF ``level`` axis it is stored with); ``open_stability`` reads the stability report group.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.errors import InputError
+from forecast.products.layout import channel_view
 from forecast.remote import is_url, open_zarr_url
 from forecast.storage import atomic_file
 
@@ -23,8 +25,13 @@ log = logging.getLogger(__name__)
 STABILITY_GROUP = "stability"
 
 
-def open_product(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset:
-    """The product at ``path`` (or a URL) as a lazy dataset (times decoded, ``lead_time`` as timedelta64)."""
+def open_product(path: str | Path, allow_incomplete: bool = False, channels: bool = True) -> xr.Dataset:
+    """The product at ``path`` (or a URL) as a lazy dataset (times decoded, ``lead_time`` as timedelta64).
+
+    ``channels``: a product in the project's naming as one ``(init_time, lead_time[, member], latitude,
+    longitude)`` array per channel (:func:`forecast.products.layout.channel_view`), as every stage reads it;
+    ``False``: as stored, pressure-level channels on the CF ``level`` axis. WeatherBench2 products come as stored.
+    """
     if is_url(path):
         try:
             ds = open_zarr_url(str(path))
@@ -38,7 +45,7 @@ def open_product(path: str | Path, allow_incomplete: bool = False) -> xr.Dataset
         if not allow_incomplete:
             raise InputError(msg + " (open it with allow_incomplete=True to read the leads that were written)")
         log.warning(msg)
-    return ds
+    return channel_view(ds) if channels else ds
 
 
 def _open_local_product(path: Path) -> xr.Dataset:

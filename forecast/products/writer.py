@@ -6,9 +6,10 @@ NaN). Each lead is then written into its region with zarr directly as soon as it
 memory holds one lead (times ``lead_chunk``), whatever the lead count, and a one-year rollout
 streams in bounded memory.
 
-Chunks are ``(1 init, k leads, all members, all levels, full grid)``. Reading one map (or one
-ensemble of maps) is one chunk; reading a time series at one point reads ``L / k`` chunks. By default
-(``lead_chunk=None``) ``k`` is chosen so that a chunk holds about :data:`CHUNK_TARGET_BYTES` (1 MiB,
+Chunks are ``(1 init, k leads, all members, all levels, full grid)`` (one level in the project's naming,
+whose channels hold data at one level of the ``level`` axis only: zarr stores no chunk that is all NaN).
+Reading one map (or one ensemble of maps) is one chunk; reading a time series at one point reads ``L / k``
+chunks. By default (``lead_chunk=None``) ``k`` is chosen so that a chunk holds about :data:`CHUNK_TARGET_BYTES` (1 MiB,
 uncompressed): a deterministic 32 x 64 product gets 128 leads per chunk (a year of 6-hourly leads is
 12 chunks per time series, one map decompresses 1 MiB), a 16-member 73 x 144 one gets 1 lead per chunk
 (one ensemble of maps is already 0.7 MB). The writer buffers ``k`` leads of one block of initial times
@@ -110,10 +111,16 @@ class ProductSpec:
         n_lead = int(self.lead_times.size)
         if self.lead_chunk is not None:
             return max(1, min(self.lead_chunk, n_lead))
-        _, levels = output_variables(self.channels, self.channel_attrs, self.naming)
         h, w = self.shape
-        per_lead = (self.members or 1) * max(len(levels), 1) * h * w * 4  # bytes of the largest variable
+        per_lead = (self.members or 1) * self.levels_per_chunk * h * w * 4  # bytes of the largest variable
         return max(1, min(n_lead, CHUNK_TARGET_BYTES // per_lead))
+
+    @property
+    def levels_per_chunk(self) -> int:
+        """Levels in one chunk: all of a WeatherBench2 variable's; one in the project's naming, whose channels
+        hold data at one level of the axis only, so the NaN chunks of the others are never stored or read."""
+        _, levels = output_variables(self.channels, self.channel_attrs, self.naming)
+        return max(len(levels), 1) if self.naming == "weatherbench2" else 1
 
     def template(self) -> tuple[xr.Dataset, list[OutputVariable], dict[str, Any]]:
         """The lazy product (data are dask NaN arrays never computed), its variables and zarr encoding."""
@@ -164,10 +171,13 @@ class ProductSpec:
             shape = ((n, n_lead) + ((self.members,) if self.members is not None else ())
                      + ((len(levels),) if v.has_level else ()) + (h, w))
             chunks = (1, self.leads_per_chunk) + shape[2:]
+            if v.has_level:
+                chunks = chunks[:-3] + (self.levels_per_chunk,) + chunks[-2:]
             ds[v.name] = xr.Variable(dims, da.full(shape, np.nan, dtype=np.float32, chunks=chunks), v.attrs)
             encoding[v.name] = {"chunks": chunks, "dtype": "float32", "_FillValue": np.float32(np.nan)}
         ds.attrs = {k: _jsonable(v) for k, v in self.attrs.items()}
-        ds.attrs["chunking"] = (f"1 {d.init} x {self.leads_per_chunk} {d.lead} x all members x all levels x "
+        level_text = "all levels" if self.naming == "weatherbench2" else "one level"
+        ds.attrs["chunking"] = (f"1 {d.init} x {self.leads_per_chunk} {d.lead} x all members x {level_text} x "
                                 "full grid per chunk")
         return ds, variables, encoding
 
