@@ -470,7 +470,8 @@ def test_config_union_is_strict_and_discriminated(tmp_path):
 
 
 def test_registry_knows_every_config_type():
-    assert set(registered_models()) == {"sfno", "afno", "sfno_reference", "persistence", "climatology"}
+    assert set(registered_models()) == {"sfno", "sfno_stochastic", "dyffusion", "afno", "sfno_reference", "persistence",
+                                        "climatology"}
     with pytest.raises(ValueError, match="grid type"):
         build_model(tiny_sfno(), "healpix", 32, 64, 3, 2)
 

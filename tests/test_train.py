@@ -26,8 +26,9 @@ from forecast.ingest.config import IngestConfig
 from forecast.ingest.pipeline import run_ingest
 from forecast.testing import write_cds_months
 from forecast.train.config import TrainConfig
-from forecast.train.loop import EpochSampler, _Unroll, build_forecaster, train
+from forecast.train.loop import EpochSampler, build_forecaster, train
 from forecast.train.losses import AreaWeightedMSE
+from forecast.train.objectives import UnrolledMSE
 from forecast.train.package import load_package
 
 
@@ -162,13 +163,12 @@ def _ddp_worker(rank: int, world: int, port: int, store: str, out: str) -> None:
     cfg = train_config(Path(store), Path(out))
     s = open_training_store(store)
     fc = build_forecaster(cfg, s)
-    model = torch.nn.parallel.DistributedDataParallel(_Unroll(fc, 2))
+    model = torch.nn.parallel.DistributedDataParallel(UnrolledMSE(fc, 2, AreaWeightedMSE(s.latitudes)))
     batch = [WindowDataset(s, None, None, 2)[i] for i in range(4)]
     mine = batch[rank * 2 : rank * 2 + 2]
-    loss_fn = AreaWeightedMSE(s.latitudes)
     opt = torch.optim.AdamW(fc.parameters(), lr=1e-3)
-    loss = loss_fn(model(torch.stack([b["state"] for b in mine]), torch.stack([b["forcings"] for b in mine])),
-                   torch.stack([b["targets"] for b in mine]))
+    loss = model(torch.stack([b["state"] for b in mine]), torch.stack([b["forcings"] for b in mine]),
+                 torch.stack([b["targets"] for b in mine]))
     loss.backward()
     opt.step()
     if rank == 0:
@@ -185,9 +185,9 @@ def test_two_process_ddp_step_equals_one_process_on_the_whole_batch(store, tmp_p
     fc = build_forecaster(cfg, s)
     batch = [WindowDataset(s, None, None, 2)[i] for i in range(4)]
     opt = torch.optim.AdamW(fc.parameters(), lr=1e-3)
-    loss = AreaWeightedMSE(s.latitudes)(_Unroll(fc, 2)(torch.stack([b["state"] for b in batch]),
-                                                      torch.stack([b["forcings"] for b in batch])),
-                                        torch.stack([b["targets"] for b in batch]))
+    # The loss written out, not through the objective the workers use.
+    pred = fc.unroll(torch.stack([b["state"] for b in batch]), torch.stack([b["forcings"] for b in batch]), 2)
+    loss = AreaWeightedMSE(s.latitudes)(pred, torch.stack([b["targets"] for b in batch])[:, :2])
     loss.backward()
     opt.step()
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)

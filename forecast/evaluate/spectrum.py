@@ -9,7 +9,7 @@ The transform is an FFT in longitude followed by a Legendre quadrature in latitu
 on Gaussian grids, Clenshaw-Curtis weights on equiangular grids with both poles (the quadratures of
 torch-harmonics' ``legendre-gauss`` and ``equiangular`` grids), and the area weights of
 :func:`forecast.grids.area_weights` (scaled to sum to 2) on any other grid. Degrees ``0 .. lmax - 1`` with
-``lmax = min(nlat, nlon // 2)``, as in :func:`forecast.rollout.stability.spectral_truncation`.
+``lmax = min(nlat, nlon // 2)``, as in :func:`forecast.models.random_fields.spectral_truncation`.
 """
 
 from __future__ import annotations

@@ -19,15 +19,19 @@ from forecast.models.baselines import Climatology, Persistence
 from forecast.models.config import (
     AFNOConfig,
     ClimatologyConfig,
+    DYffusionConfig,
     ModelConfig,
     ModelConfigFile,
     PersistenceConfig,
     ReferenceSFNOConfig,
     SFNOConfig,
+    StochasticSFNOConfig,
     load_model_config,
 )
+from forecast.models.dyffusion import DYffusion
 from forecast.models.reference import build_reference_sfno
 from forecast.models.sfno import SFNO
+from forecast.models.stochastic import StochasticSFNO
 
 __all__ = [
     "AFNO",
@@ -35,12 +39,16 @@ __all__ = [
     "AFNOConfig",
     "Climatology",
     "ClimatologyConfig",
+    "DYffusion",
+    "DYffusionConfig",
     "ModelConfig",
     "ModelConfigFile",
     "Persistence",
     "PersistenceConfig",
     "ReferenceSFNOConfig",
     "SFNOConfig",
+    "StochasticSFNO",
+    "StochasticSFNOConfig",
     "build_model",
     "count_parameters",
     "load_model_config",
@@ -99,6 +107,17 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 @register_model("sfno")
 def _build_sfno(config: SFNOConfig, grid_type: str, nlat: int, nlon: int, c_in: int, c_out: int) -> nn.Module:
     return SFNO(config, grid_type, nlat, nlon, c_in, c_out)
+
+
+@register_model("sfno_stochastic")
+def _build_stochastic_sfno(config: StochasticSFNOConfig, grid_type: str, nlat: int, nlon: int, c_in: int,
+                           c_out: int) -> nn.Module:
+    return StochasticSFNO(config, grid_type, nlat, nlon, c_in, c_out)
+
+
+@register_model("dyffusion")
+def _build_dyffusion(config: DYffusionConfig, grid_type: str, nlat: int, nlon: int, c_in: int, c_out: int) -> nn.Module:
+    return DYffusion(config, grid_type, nlat, nlon, c_in, c_out)
 
 
 @register_model("afno")

@@ -26,12 +26,14 @@ __all__ = [
     "AFNOConfig",
     "Activation",
     "ClimatologyConfig",
+    "DYffusionConfig",
     "ModelConfig",
     "ModelConfigFile",
     "NormType",
     "PersistenceConfig",
     "ReferenceSFNOConfig",
     "SFNOConfig",
+    "StochasticSFNOConfig",
     "load_model_config",
 ]
 
@@ -87,6 +89,53 @@ class SFNOConfig(StrictModel):
     def _orders_within_degrees(self) -> SFNOConfig:
         if self.mmax > self.lmax:
             raise ValueError(f"mmax={self.mmax} > lmax={self.lmax}: orders m > l do not exist, so mmax <= lmax")
+        return self
+
+
+class StochasticSFNOConfig(SFNOConfig):
+    """An SFNO that takes ``noise_channels`` latent noise fields as extra inputs, fresh at every step
+    (FourCastNet 3 style), so that each call draws one member of a forecast distribution. Trained with an
+    ensemble CRPS (``loss.type: crps``), one model yields calibrated members.
+
+    The fields are isotropic Gaussian random fields (:class:`forecast.models.random_fields.SphericalNoise`)
+    whose spectrum starts Matérn (``noise_length_scale_km``, ``noise_smoothness``) and, with
+    ``noise_spectrum: learned``, is trained per degree.
+    """
+
+    type: Literal["sfno_stochastic"] = "sfno_stochastic"  # type: ignore[assignment]
+    noise_channels: int = Field(4, ge=1)
+    noise_length_scale_km: float = Field(1000.0, gt=0)
+    noise_smoothness: float = Field(1.5, gt=0)
+    noise_spectrum: Literal["fixed", "learned"] = "learned"
+    # Truncation of the noise fields (degrees and orders below it); None: the filters' lmax.
+    noise_lmax: int | None = Field(None, ge=2)
+
+
+class DYffusionConfig(StrictModel):
+    """Spherical DYffusion (Rühling Cachay et al. 2023, 2024): dynamics-informed diffusion with SFNO backbones.
+
+    Two SFNOs on the model grid: a stochastic ``interpolator`` ``I(x_0, x_h, i) -> x_i`` for ``0 < i < h``
+    (stochastic through dropout kept on at inference) and a ``forecaster`` ``F(x_i, x_0, i) -> x_h``
+    conditioned on the interpolation time; both see the static fields and forcings at the initial time.
+    They are trained in two stages (``loss.type: dyffusion_interpolator``, then ``dyffusion_forecaster``
+    from the stage-1 package) and sampled over ``horizon`` 6-hour steps with cold sampling
+    (:func:`forecast.models.dyffusion.cold_sample`). Every sample is an independent member.
+    """
+
+    type: Literal["dyffusion"] = "dyffusion"
+    horizon: int = Field(4, ge=2)  # model steps per sample (h); rollouts chain samples
+    interpolator: SFNOConfig
+    forecaster: SFNOConfig
+    # "cold": x_{s+1} = x_s - I(x_0, F, s) + I(x_0, F, s + 1) (the paper's); "naive": x_{s+1} = I(x_0, F, s + 1).
+    sampling: Literal["cold", "naive"] = "cold"
+    # Keep the forecaster's dropout on at inference too (the interpolator's always is).
+    forecaster_dropout_at_inference: bool = False
+
+    @model_validator(mode="after")
+    def _stochastic_interpolator(self) -> DYffusionConfig:
+        if self.interpolator.dropout == 0 and self.interpolator.drop_path == 0:
+            raise ValueError("the DYffusion interpolator needs dropout > 0 (or drop_path > 0): it is the "
+                             "source of the members' spread")
         return self
 
 
@@ -153,7 +202,13 @@ class ClimatologyConfig(StrictModel):
 
 
 ModelConfig = Annotated[
-    SFNOConfig | AFNOConfig | ReferenceSFNOConfig | PersistenceConfig | ClimatologyConfig,
+    SFNOConfig
+    | StochasticSFNOConfig
+    | DYffusionConfig
+    | AFNOConfig
+    | ReferenceSFNOConfig
+    | PersistenceConfig
+    | ClimatologyConfig,
     Field(discriminator="type"),
 ]
 
@@ -165,8 +220,6 @@ class ModelConfigFile(RootModel[ModelConfig]):
     """
 
 
-def load_model_config(
-    path: str | Path, overrides: list[str] | None = None
-) -> SFNOConfig | AFNOConfig | ReferenceSFNOConfig | PersistenceConfig | ClimatologyConfig:
+def load_model_config(path: str | Path, overrides: list[str] | None = None) -> ModelConfig:
     """The model config in YAML file ``path`` (``type:`` picks the class), with ``key=value`` overrides."""
     return load_config(ModelConfigFile, path, overrides).root  # type: ignore[type-var]

@@ -52,12 +52,29 @@ def rollout(
     ``init_times`` ``(B,)`` are the valid times of ``state``; forcings for each step are computed
     at the time the step starts from, as in training. Only the current state is held, so memory
     does not grow with ``n_steps``; a consumer that keeps every yielded state is what would grow.
+    A network forecasting ``h`` steps per call (``forecaster.horizon``) is called every ``h`` steps with
+    the forcings at the start of its horizon, and its states are yielded one by one.
     """
     step = np.timedelta64(pd.Timedelta(time_step).value, "ns")
     times = np.asarray(init_times, dtype="datetime64[ns]")
     device = state.device
+    if forecaster.horizon > 1:
+        yield from _rollout_blocks(forecaster, state, times, n_steps, step, latitudes, longitudes)
+        return
     for k in range(n_steps):
         f = batch_forcings(times, latitudes, longitudes, device)
         state = forecaster(state, f)
         times = times + step
         yield RolloutStep(k + 1, times, state)
+
+
+def _rollout_blocks(forecaster: Forecaster, state: torch.Tensor, times: np.ndarray, n_steps: int,
+                    step: np.timedelta64, latitudes: np.ndarray, longitudes: np.ndarray) -> Iterator[RolloutStep]:
+    """:func:`rollout` for a network forecasting ``forecaster.horizon`` steps per call."""
+    k = 0
+    while k < n_steps:
+        block = forecaster.sample_block(state, batch_forcings(times, latitudes, longitudes, state.device))
+        for j in range(min(block.shape[1], n_steps - k)):
+            times = times + step
+            yield RolloutStep(k + j + 1, times, block[:, j])
+        state, k = block[:, -1], k + block.shape[1]

@@ -34,7 +34,6 @@ Registered methods:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,8 +44,7 @@ from pydantic import Field, field_validator
 
 from forecast.config import StrictModel
 from forecast.grids import area_weights
-from forecast.rollout.stability import spectral_truncation
-from forecast.schema import EARTH_RADIUS
+from forecast.models.random_fields import matern_spectrum, spectral_truncation, synthesise_grf
 
 __all__ = [
     "BredVectors",
@@ -96,14 +94,16 @@ def perturbation_from_dict(tree: dict[str, Any] | PerturbationConfig) -> Perturb
     return cls.model_validate(tree)
 
 
-def member_seed(seed: int, init_time: np.datetime64, member: int) -> int:
+def member_seed(seed: int, init_time: np.datetime64, member: int, stream: int = 0) -> int:
     """The seed of one member's generator, from the ensemble seed, its initial time and member number.
 
     numpy's SeedSequence mixes the three into well-separated streams (no two members share one even
-    for neighbouring seeds); the same inputs always give the same seed.
+    for neighbouring seeds); the same inputs always give the same seed. ``stream`` > 0 gives further
+    independent streams of the same member (e.g. the model's own noise besides its perturbation).
     """
     ns = int(np.datetime64(init_time, "ns").astype(np.int64)) + 2**63  # SeedSequence takes non-negative ints
-    state = np.random.SeedSequence([int(seed), ns, int(member)]).generate_state(2, dtype=np.uint32)
+    entropy = [int(seed), ns, int(member)] + ([int(stream)] if stream else [])
+    state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 ^ int(state[1])
 
 
@@ -188,33 +188,6 @@ class WhiteNoise(PerturbationConfig):
         _, c, h, w = state.shape
         amp = self.amplitudes(ctx.channels)[None, :, None, None]
         return (rng.normal(c, h, w) * amp).to(device=state.device, dtype=state.dtype)
-
-
-def matern_spectrum(lmax: int, length_scale_km: float, smoothness: float) -> np.ndarray:
-    """Angular power spectrum ``C_l`` ``(lmax,)`` of unit pointwise variance, ``C_0 = 0``.
-
-    ``C_l ∝ (kappa**2 + l (l + 1)) ** -(smoothness + 1)`` with ``kappa = sqrt(2 smoothness) R / L``:
-    the spectral density of a Matérn field of smoothness ``nu`` in 2-D, ``(kappa**2 + k**2) ** -(nu + 1)``,
-    with ``k**2 -> l (l + 1) / R**2``. With orthonormal harmonics a field of coefficients with
-    ``E|c_lm|**2 = C_l`` has pointwise variance ``sum_l (2 l + 1) C_l / (4 pi)``, set to 1 here.
-    """
-    l_deg = np.arange(lmax, dtype=np.float64)
-    kappa = math.sqrt(2.0 * smoothness) * EARTH_RADIUS / (length_scale_km * 1e3)
-    c = (kappa**2 + l_deg * (l_deg + 1.0)) ** -(smoothness + 1.0)
-    c[0] = 0.0
-    return c / np.sum((2.0 * l_deg + 1.0) * c / (4.0 * math.pi))
-
-
-def synthesise_grf(z: torch.Tensor, sqrt_cl: torch.Tensor, isht: torch.nn.Module) -> torch.Tensor:
-    """Gaussian random fields ``(..., H, W)`` from standard normals ``z`` ``(..., lmax, lmax, 2)`` (degree,
-    order, re/im) and ``sqrt(C_l)`` ``(lmax, 1)``, through ``isht`` (an ``InverseRealSHT``). The m = 0
-    coefficients are real with variance ``C_l``, m > 0 complex with ``E|c|^2 = C_l`` and orders m > l are
-    zero, so a spectrum of :func:`matern_spectrum` gives unit pointwise variance."""
-    lmax = z.shape[-2]
-    coeffs = torch.complex(z[..., 0], z[..., 1]) / math.sqrt(2.0)  # E|c|^2 = 1 for m > 0
-    coeffs[..., 0] = z[..., 0, 0].to(coeffs.dtype)  # m = 0 is real, variance 1
-    degree, order = torch.arange(lmax)[:, None], torch.arange(lmax)[None, :]
-    return isht(coeffs * sqrt_cl * (order <= degree))
 
 
 @register_perturbation("spherical_grf")

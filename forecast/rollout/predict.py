@@ -39,7 +39,7 @@ from forecast.rollout.config import PredictConfig
 from forecast.rollout.ensemble import MemberGroup, MemberLayout, ensemble_steps, group_initial_states
 from forecast.rollout.guards import RolloutDiverged
 from forecast.rollout.initial import InitialConditions, open_initial_conditions
-from forecast.rollout.perturbations import BredVectors
+from forecast.rollout.perturbations import BredVectors, member_seed
 from forecast.rollout.stability import StabilityMonitor
 from forecast.storage import check_output_path
 from forecast.train.package import ModelPackage, load_package
@@ -156,6 +156,64 @@ def _record_config(product: Path, config: PredictConfig) -> None:
         zarr.consolidate_metadata(str(product))
 
 
+def _product_attrs(config: PredictConfig, packages: list[ModelPackage], ic: InitialConditions, layout: MemberLayout,
+                   store: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The product's global attributes (provenance, ensemble design) and its per-member coordinates."""
+    ens = config.ensemble
+    pkg0 = packages[0]
+    provenance = [package_provenance(p) for p in config.packages]
+    attrs: dict[str, Any] = {
+        "title": f"{config.name}: forecast written by forecast predict",
+        "Conventions": "CF-1.8",
+        "source": "forecast " + __version__ + " predict with model(s) "
+                  + ", ".join(f"{pkg.info.get('name', Path(p).stem)} ({pkg.model_config.type})"
+                              for pkg, p in zip(packages, config.packages, strict=True)),
+        "history": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} forecast predict",
+        "forecast_version": __version__,
+        "naming": config.output.naming,
+        "model_name": ", ".join(str(pkg.info.get("name", Path(p).stem))
+                                for pkg, p in zip(packages, config.packages, strict=True)),
+        "model_paths": " ".join(config.packages),
+        "model_sha256": " ".join(p["sha256"] for p in provenance),
+        "model_package_format_version": " ".join(str(p["format_version"]) for p in provenance),
+        "model_forecast_version": " ".join(p["forecast_version"] for p in provenance),
+        "predict_config": dump_config(config),
+        "initial_conditions_store": str(store),
+        "time_step": pkg0.time_step,
+        "grid_type": pkg0.grid_type,
+        "guard_max_abs_normalised": "none" if config.guard.max_abs_normalised is None
+        else config.guard.max_abs_normalised,
+    }
+    attribution = _attribution(ic, packages)
+    if attribution:
+        attrs["attribution"] = attribution
+    member_coords = {}
+    if ens is not None:
+        attrs["ensemble_members"] = ens.members
+        attrs["ensemble_seed"] = ens.seed
+        attrs["ensemble_control"] = int(ens.control)
+        attrs["seed_derivation"] = ("perturbations: one torch.Generator per (initial time, member), seeded from "
+                                    "numpy SeedSequence([seed, init_time_ns + 2**63, member]), CPU draws; the "
+                                    "model's own noise: torch's global generator seeded per block of initial "
+                                    "times from SeedSequence([seed, first_init_ns + 2**63, 0, 1])")
+        attrs["perturbation"] = ("none" if ens.perturbation is None else
+                                 ens.perturbation.describe(pkg0.latitudes.size, pkg0.longitudes.size))
+        if ens.perturbation is not None:
+            attrs["perturbation_type"] = ens.perturbation.type
+        if ens.lagged is not None:
+            attrs["lagged"] = ens.lagged.model_dump()
+        member_coords = {
+            "member_model": (layout.package.astype(np.int32),
+                             {"long_name": "index of the member's model in model_paths"}),
+            "member_lag_steps": (layout.lag_steps.astype(np.int32),
+                                 {"long_name": "model steps the member's initial state was rolled to the "
+                                               "initial time (lagged ensemble)"}),
+            "member_perturbed": (layout.perturbed.astype(np.int8),
+                                 {"long_name": "1 if the member's initial state is perturbed"}),
+        }
+    return attrs, member_coords
+
+
 def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     """Run the forecast ``config`` describes and write its product (see the module docstring).
 
@@ -193,54 +251,7 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
     if not steps_written.size:
         raise InputError(f"output.lead_every {every} is more than the {n_steps} step(s) of the lead: nothing to write")
     ens = config.ensemble
-    provenance = [package_provenance(p) for p in config.packages]
-    attrs: dict[str, Any] = {
-        "title": f"{config.name}: forecast written by forecast predict",
-        "Conventions": "CF-1.8",
-        "source": "forecast " + __version__ + " predict with model(s) "
-                  + ", ".join(f"{pkg.info.get('name', Path(p).stem)} ({pkg.model_config.type})"
-                              for pkg, p in zip(packages, config.packages, strict=True)),
-        "history": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} forecast predict",
-        "forecast_version": __version__,
-        "naming": config.output.naming,
-        "model_name": ", ".join(str(pkg.info.get("name", Path(p).stem))
-                                for pkg, p in zip(packages, config.packages, strict=True)),
-        "model_paths": " ".join(config.packages),
-        "model_sha256": " ".join(p["sha256"] for p in provenance),
-        "model_package_format_version": " ".join(str(p["format_version"]) for p in provenance),
-        "model_forecast_version": " ".join(p["forecast_version"] for p in provenance),
-        "predict_config": dump_config(config),
-        "initial_conditions_store": str(store),
-        "time_step": pkg0.time_step,
-        "grid_type": pkg0.grid_type,
-        "guard_max_abs_normalised": "none" if config.guard.max_abs_normalised is None
-        else config.guard.max_abs_normalised,
-    }
-    attribution = _attribution(ic, packages)
-    if attribution:
-        attrs["attribution"] = attribution
-    member_coords = {}
-    if ens is not None:
-        attrs["ensemble_members"] = ens.members
-        attrs["ensemble_seed"] = ens.seed
-        attrs["ensemble_control"] = int(ens.control)
-        attrs["seed_derivation"] = ("one torch.Generator per (initial time, member), seeded from numpy "
-                                    "SeedSequence([seed, init_time_ns + 2**63, member]); CPU draws")
-        attrs["perturbation"] = ("none" if ens.perturbation is None else
-                                 ens.perturbation.describe(pkg0.latitudes.size, pkg0.longitudes.size))
-        if ens.perturbation is not None:
-            attrs["perturbation_type"] = ens.perturbation.type
-        if ens.lagged is not None:
-            attrs["lagged"] = ens.lagged.model_dump()
-        member_coords = {
-            "member_model": (layout.package.astype(np.int32),
-                             {"long_name": "index of the member's model in model_paths"}),
-            "member_lag_steps": (layout.lag_steps.astype(np.int32),
-                                 {"long_name": "model steps the member's initial state was rolled to the "
-                                               "initial time (lagged ensemble)"}),
-            "member_perturbed": (layout.perturbed.astype(np.int8),
-                                 {"long_name": "1 if the member's initial state is perturbed"}),
-        }
+    attrs, member_coords = _product_attrs(config, packages, ic, layout, store)
     spec = ProductSpec(
         init_times=init_times, lead_times=lead_times, latitudes=pkg0.latitudes, longitudes=pkg0.longitudes,
         channels=list(pkg0.channels), channel_attrs=ic.channel_attrs(),
@@ -270,20 +281,24 @@ def run_predict(config: PredictConfig, progress: bool = False) -> PredictResult:
                 writer.extra_groups["stability"] = monitor.dataset
             for b0, b1 in blocks:
                 inits = init_times[b0:b1]
-                states = [group_initial_states(g, ic, inits, layout, ens, device) for g in groups]
-                try:
+                # The model's own randomness (stochastic networks, dropout) drawn from torch's global
+                # generator, seeded per block and put back afterwards: a rerun gives the same members.
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(member_seed(ens.seed if ens else 0, inits[0], 0, stream=1))
+                    states = [group_initial_states(g, ic, inits, layout, ens, device) for g in groups]
                     steps = ensemble_steps(groups, states, inits, n_steps, config.output.include_initial,
                                            config.guard.max_abs_normalised, ens is not None)
-                    # The rollout steps every model step; only every `lead_every`-th is written.
-                    for k, step in enumerate(s for s in steps if s.lead % every == 0):
+                    try:
+                        # The rollout steps every model step; only every `lead_every`-th is written.
+                        for k, step in enumerate(s for s in steps if s.lead % every == 0):
+                            if monitor is not None:
+                                monitor.update(slice(b0, b1), k, step.state)
+                            writer.write(slice(b0, b1), k, step.state.cpu().numpy())
+                            if bar is not None:
+                                bar.update()
+                    finally:
                         if monitor is not None:
-                            monitor.update(slice(b0, b1), k, step.state)
-                        writer.write(slice(b0, b1), k, step.state.cpu().numpy())
-                        if bar is not None:
-                            bar.update()
-                finally:
-                    if monitor is not None:
-                        monitor.end_block()
+                            monitor.end_block()
     except RolloutDiverged as exc:
         diverged = exc
     finally:

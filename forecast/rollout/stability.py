@@ -24,6 +24,7 @@ import torch
 import xarray as xr
 
 from forecast.grids import area_weights
+from forecast.models.random_fields import spectral_truncation
 from forecast.schema import INIT_TIME, LEAD_TIME
 
 __all__ = ["StabilityMonitor", "format_stability_report", "power_spectrum", "spectral_truncation"]
@@ -31,11 +32,6 @@ __all__ = ["StabilityMonitor", "format_stability_report", "power_spectrum", "spe
 CHANNEL = "channel"
 DEGREE = "degree"
 SPECTRUM_LEAD = "spectrum_lead_time"
-
-
-def spectral_truncation(nlat: int, nlon: int) -> int:
-    """``lmax = mmax`` used for spectra: every degree the grid resolves in latitude and longitude."""
-    return min(nlat, nlon // 2)
 
 
 def power_spectrum(x: torch.Tensor, sht: torch.nn.Module) -> torch.Tensor:

@@ -58,6 +58,12 @@ class InputNoiseConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
+    # What a step minimises (forecast.train.objectives): "mse" of an unroll; "crps": the almost fair CRPS
+    # of `ensemble_members` unrolls of each window by a stochastic network (e.g. model type sfno_stochastic);
+    # "dyffusion_interpolator" / "dyffusion_forecaster": the two training stages of a DYffusion model.
+    type: Literal["mse", "crps", "dyffusion_interpolator", "dyffusion_forecaster"] = "mse"
+    ensemble_members: int = Field(default=2, ge=2)  # crps: members per window
+    crps_alpha: float = Field(default=0.95, ge=0, le=1)  # crps: 1 fair, 0 empirical (losses.AreaWeightedCRPS)
     channel_weights: dict[str, float] = Field(default_factory=dict)  # missing channels weigh 1
     # "state": squared errors of states in units of each channel's std (a slow channel, whose 6-hour change
     # is a small fraction of its std, weighs little); "tendency": in units of each channel's 6-hour change
@@ -93,6 +99,9 @@ class LossConfig(StrictModel):
 
 class ValidationConfig(StrictModel):
     lead_steps: list[int] = Field(default_factory=lambda: [1, 4, 20])  # leads reported (6 h, 1 d, 5 d)
+    # > 1: every case is an ensemble of this many unrolls (stochastic networks); the RMSE is the ensemble
+    # mean's, the fair CRPS and the spread are reported too, and the CRPS selects the best model.
+    members: int = Field(default=1, ge=1)
     max_cases: int = Field(default=32, ge=1)  # initial times spread evenly over the validation period
     batch_size: int = Field(default=8, ge=1)
 

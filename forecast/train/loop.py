@@ -1,5 +1,6 @@
-"""The training loop: multi-step area-weighted MSE, AdamW with warm-up + cosine, clipping, EMA, AMP,
-validation in physical units, atomic checkpoints with exact resume, and DistributedDataParallel.
+"""The training loop: multi-step area-weighted MSE or ensemble CRPS (:mod:`forecast.train.objectives`), AdamW
+with warm-up + cosine, clipping, EMA, AMP, validation in physical units, atomic checkpoints with exact
+resume, and DistributedDataParallel.
 
 Launch with ``forecast train CONFIG`` on one process or ``torchrun --nproc_per_node=N -m forecast.cli
 train CONFIG`` for DDP (gloo on CPU, nccl on CUDA); the code path is the same.
@@ -31,8 +32,9 @@ from forecast.models.forecaster import Forecaster
 from forecast.storage import check_output_path
 from forecast.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from forecast.train.config import TrainConfig
-from forecast.train.losses import AreaWeightedMSE
+from forecast.train.losses import AreaWeightedCRPS
 from forecast.train.noise import InputNoise
+from forecast.train.objectives import Objective, build_objective
 from forecast.train.package import ModelPackage, assemble_forecaster, load_package, save_package
 from forecast.train.precision import amp_dtype, autocast, grad_scaler, optimiser_step
 from forecast.train.schedule import EMA, parameter_groups, warmup_cosine
@@ -115,46 +117,49 @@ def validate(forecaster: Forecaster, store: TrainingStore, config: TrainConfig, 
     """Area-weighted RMSE per channel in physical units at each ``validation.lead_steps``.
 
     RMSE follows WeatherBench2: the square root of the mean over initial times of the area-weighted
-    MSE. Cases are initial times spread evenly over the validation period.
+    MSE. Cases are initial times spread evenly over the validation period. With ``validation.members``
+    ``M > 1`` each case is an ensemble of ``M`` unrolls: the RMSE is the ensemble mean's, and the fair
+    CRPS and the spread (square root of the mean unbiased ensemble variance) are reported too.
     """
     leads = sorted(config.validation.lead_steps)
+    m = config.validation.members
     ds = WindowDataset(store, config.data.valid.start, config.data.valid.end, n_steps=leads[-1])
     picks = np.unique(np.linspace(0, len(ds) - 1, min(config.validation.max_cases, len(ds))).round().astype(int))
     w = torch.as_tensor(area_weights(store.latitudes), dtype=torch.float64, device=device)[:, None]
-    std = torch.as_tensor(store.std, dtype=torch.float64, device=device)
-    sq = torch.zeros(len(leads), len(store.channels), dtype=torch.float64, device=device)
+    std = torch.as_tensor(store.std, dtype=torch.float64, device=device)[:, None, None]
+    crps_fn = AreaWeightedCRPS(store.latitudes, alpha=1.0)
+    sums = torch.zeros(3, len(leads), len(store.channels), dtype=torch.float64, device=device)  # se, crps, var
     forecaster.eval()
     for start in range(0, len(picks), config.validation.batch_size):
         items = [ds[int(i)] for i in picks[start : start + config.validation.batch_size]]
-        state = torch.stack([it["state"] for it in items]).to(device)
+        state = torch.stack([it["state"] for it in items]).to(device).repeat_interleave(m, 0)
         targets = torch.stack([it["targets"] for it in items]).to(device)
-        forc = torch.stack([it["forcings"] for it in items]).to(device)
-        for k in range(leads[-1]):
-            state = forecaster(state, forc[:, k])
-            if k + 1 in leads:
-                err = (state.double() - targets[:, k].double()) * std[:, None, None]  # physical units
-                sq[leads.index(k + 1)] += ((err**2) * w).mean(dim=(-1, -2)).sum(0)
-    rmse = torch.sqrt(sq / len(picks)).cpu().numpy()
-    return {
-        "cases": int(len(picks)),
-        "rmse": {str(lead): dict(zip(store.channels, map(float, rmse[i]), strict=True))
-                 for i, lead in enumerate(leads)},
-        # Model selection: RMSE in units of each channel's std, averaged over channels and all
-        # validated leads, so a model that is good at 6 h but drifts at 5 days does not win.
-        "score": float(np.mean(rmse / store.std[None, :])),
-    }
+        forc = torch.stack([it["forcings"] for it in items]).to(device).repeat_interleave(m, 0)
+        for k, x in enumerate(forecaster.iterate(state, forc, leads[-1])):
+            if k + 1 not in leads:
+                continue
+            ens = x.double().reshape(len(items), m, *x.shape[1:]) * std  # (b, M, C, H, W) physical
+            truth = targets[:, k].double() * std
+            terms = [(ens.mean(1) - truth) ** 2]
+            if m > 1:
+                terms += [crps_fn.pointwise(ens, truth).double(), ens.var(1)]
+            for i, term in enumerate(terms):
+                sums[i, leads.index(k + 1)] += (term * w).mean(dim=(-1, -2)).sum(0)
+    means = (sums / len(picks)).cpu().numpy()
 
+    def per_lead(values: np.ndarray) -> dict:
+        return {str(lead): dict(zip(store.channels, map(float, values[i]), strict=True))
+                for i, lead in enumerate(leads)}
 
-class _Unroll(torch.nn.Module):
-    """The whole k-step unroll as one forward, so DDP sees one forward per backward."""
-
-    def __init__(self, forecaster: Forecaster, n_steps: int):
-        super().__init__()
-        self.forecaster = forecaster
-        self.n_steps = n_steps
-
-    def forward(self, state: torch.Tensor, forc: torch.Tensor) -> torch.Tensor:
-        return self.forecaster.unroll(state, forc, self.n_steps)
+    rmse = np.sqrt(means[0])
+    # Model selection: the score in units of each channel's std, averaged over channels and all validated
+    # leads, so a model that is good at 6 h but drifts at 5 days does not win. Ensembles: the CRPS.
+    out = {"cases": int(len(picks)), "members": m, "rmse": per_lead(rmse),
+           "score": float(np.mean(rmse / store.std[None, :]))}
+    if m > 1:
+        out.update(crps=per_lead(means[1]), spread=per_lead(np.sqrt(means[2])),
+                   score=float(np.mean(means[1] / store.std[None, :])))
+    return out
 
 
 @dataclass
@@ -188,9 +193,8 @@ class _Run:
     device: torch.device
     store: TrainingStore
     forecaster: Forecaster
-    unroll: _Unroll
-    model: torch.nn.Module
-    loss_fn: AreaWeightedMSE
+    objective: Objective  # loss.type's objective around the forecaster (forecast.train.objectives)
+    model: torch.nn.Module  # the objective, DDP-wrapped with several processes
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     ema: EMA | None
@@ -299,15 +303,14 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
         channel_w = channel_w * (np.asarray(store.std) / np.asarray(store.tendency_std)) ** 2
     groups = parameter_groups(forecaster, config.optim.weight_decay, config.optim.decay)
     opt = torch.optim.AdamW(groups, lr=config.optim.lr, betas=config.optim.betas)
-    unroll = _Unroll(forecaster, config.loss.steps_at(0))
+    objective = build_objective(config.loss, forecaster, store.latitudes, channel_w).to(dev)
     # No buffer needs syncing (no running statistics; the SHT matrices are the same on every rank), so
     # DDP need not broadcast them before every forward.
-    model = DistributedDataParallel(unroll, broadcast_buffers=False) if info.world_size > 1 else unroll
-    loss_fn = AreaWeightedMSE(store.latitudes, channel_w).to(dev)
+    model = DistributedDataParallel(objective, broadcast_buffers=False) if info.world_size > 1 else objective
     sched = warmup_cosine(opt, config.optim.warmup_steps, total_steps, config.optim.min_lr_ratio)
     ema = EMA(forecaster, config.optim.ema_decay) if config.optim.ema_decay else None
     dtype = amp_dtype(dev.type, config.optim.amp)
-    return _Run(config, info, dev, store, forecaster, unroll, model, loss_fn, opt, sched, ema,
+    return _Run(config, info, dev, store, forecaster, objective, model, opt, sched, ema,
                 count_parameters(forecaster.network), Path(config.run_dir), amp_dtype=dtype,
                 scaler=grad_scaler(dev, dtype), noise=noise)
 
@@ -338,14 +341,14 @@ def _resume(run: _Run) -> None:
 def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
     """One optimiser step on ``batch``; returns the (rank-averaged) loss and the gradient norm."""
     config, dev = run.config, run.device
-    k = run.unroll.n_steps
+    k = run.objective.n_steps
     state = batch["state"].to(dev, non_blocking=True)
     targets = batch["targets"][:, :k].to(dev, non_blocking=True)
     forc = batch["forcings"].to(dev, non_blocking=True)
     if run.noise:
         state = run.noise(state)
     with autocast(dev, run.amp_dtype):
-        loss = run.loss_fn(run.model(state, forc), targets)
+        loss = run.model(state, forc, targets)
     grad_norm, _ = optimiser_step(loss, run.opt, run.scaler, run.forecaster.parameters(), config.optim.grad_clip)
     run.sched.step()
     if run.ema:
@@ -360,7 +363,7 @@ def _train_step(run: _Run, batch: dict) -> tuple[float, float]:
 def _train_epoch(run: _Run, loader: DataLoader, batches: int, progress: bool) -> float:
     """The rest of the current epoch (from batch ``run.skip``); returns the last step's samples/s."""
     config, info = run.config, run.info
-    run.unroll.n_steps = config.loss.steps_at(run.epoch)
+    run.objective.n_steps = config.loss.steps_at(run.epoch)
     run.model.train()
     bar = None
     if progress and info.is_main:
@@ -377,7 +380,7 @@ def _train_epoch(run: _Run, loader: DataLoader, batches: int, progress: bool) ->
         if info.is_main:
             _log_jsonl(run.log_path, {"kind": "train", "epoch": run.epoch, "step": run.step, "loss": loss_value,
                                       "lr": run.sched.get_last_lr()[0], "grad_norm": grad_norm,
-                                      "rollout_steps": run.unroll.n_steps, "samples_per_s": throughput})
+                                      "rollout_steps": run.objective.n_steps, "samples_per_s": throughput})
             if bar is not None:
                 bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{throughput:.1f}")
                 bar.update(1)

@@ -5,7 +5,7 @@ than amplify the error, which is what keeps long rollouts on the data's attracto
 almost entirely at the highest degrees a grid holds; the large-scale departures a free-running model
 actually develops (a polar cap that stays warm after its first summer, a jet in the wrong place) are
 exercised only by noise with power at low degrees: ``spherical_grf`` draws isotropic Gaussian random
-fields with the Matérn-like spectrum of :func:`forecast.rollout.perturbations.matern_spectrum`.
+fields with the Matérn-like spectrum of :func:`forecast.models.random_fields.matern_spectrum`.
 
 Draws come from torch's global generator, whose state every checkpoint saves, so a resumed run sees
 the same noise as an uninterrupted one.
@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from forecast.rollout.perturbations import matern_spectrum, synthesise_grf
-from forecast.rollout.stability import spectral_truncation
+from forecast.models.random_fields import matern_spectrum, spectral_truncation, synthesise_grf
 from forecast.train.config import InputNoiseConfig
 
 __all__ = ["InputNoise"]

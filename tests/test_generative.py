@@ -1,0 +1,215 @@
+"""Generative ensembles (issue 11): the CRPS-trained stochastic SFNO and Spherical DYffusion.
+
+References: the CRPS of a Gaussian in closed form and the evaluation's sorted-member CRPS; DYffusion's cold
+sampling on dynamics whose interpolation is known exactly; unit variance and the Matérn spectrum of the noise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from forecast.data.store import open_training_store
+from forecast.errors import InputError
+from forecast.evaluate.metrics import crps_pointwise
+from forecast.models import build_model
+from forecast.models.config import ModelConfigFile
+from forecast.models.dyffusion import cold_sample, dropout_on
+from forecast.models.random_fields import SphericalNoise, matern_spectrum
+from forecast.products.io import open_product
+from forecast.rollout.config import PredictConfig
+from forecast.rollout.predict import run_predict
+from forecast.rollout.stability import power_spectrum
+from forecast.testing import tiny_store
+from forecast.train.config import TrainConfig
+from forecast.train.loop import build_forecaster, train
+from forecast.train.losses import AreaWeightedCRPS
+from forecast.train.objectives import build_objective
+
+SFNO = {"embed_dim": 8, "num_layers": 2, "lmax": 8, "mmax": 8}
+STOCHASTIC = {"type": "sfno_stochastic", **SFNO, "noise_channels": 2, "noise_length_scale_km": 2000.0}
+DYFFUSION = {"type": "dyffusion", "horizon": 3, "interpolator": {**SFNO, "dropout": 0.2}, "forecaster": SFNO}
+
+
+def model(tree: dict):
+    return ModelConfigFile.model_validate(tree).root
+
+
+# -- noise and loss ------------------------------------------------------------------------------------
+
+
+def test_spherical_noise_has_unit_variance_the_matern_spectrum_and_learns_its_amplitude():
+    from torch_harmonics import RealSHT
+
+    torch.manual_seed(0)
+    noise = SphericalNoise("equiangular", 33, 64, channels=2, lmax=32, length_scale_km=1500, smoothness=1.5)
+    with torch.no_grad():
+        fields = noise(256).double()  # (256, 2, 33, 64)
+    w = torch.from_numpy(np.cos(np.deg2rad(np.linspace(90, -90, 33))))[:, None]
+    var = (fields**2 * w).sum((-2, -1)) / (w.sum() * 64)
+    assert abs(var.mean().item() - 1.0) < 0.05
+    sht = RealSHT(33, 64, lmax=32, mmax=32, grid="equiangular").double()
+    p = power_spectrum(fields, sht).mean((0, 1)).numpy()  # (32,) power per degree
+    expected = (2 * np.arange(32) + 1) * matern_spectrum(32, 1500, 1.5)
+    np.testing.assert_allclose(p[1:20], expected[1:20], rtol=0.15)
+    assert p[0] < 1e-9 * p.sum()  # no global mean (float32 rounding only)
+    noise(4).pow(2).mean().backward()
+    assert noise.log_amplitude.grad is not None and noise.log_amplitude.grad[:, 1:].abs().sum() > 0
+
+
+def test_fair_crps_equals_the_evaluations_sorted_member_crps_and_the_gaussian_closed_form():
+    lat = np.linspace(80, -80, 9)
+    torch.manual_seed(1)
+    pred, truth = torch.randn(2, 5, 3, 9, 16), torch.randn(2, 3, 9, 16)
+    ours = AreaWeightedCRPS(lat, alpha=1.0).pointwise(pred, truth)
+    theirs = crps_pointwise(xr.DataArray(pred.numpy(), dims=["b", "member", "c", "y", "x"]),
+                            xr.DataArray(truth.numpy(), dims=["b", "c", "y", "x"]))
+    np.testing.assert_allclose(ours.numpy(), theirs.values, rtol=1e-5, atol=1e-6)
+    # Two members drawn from N(0, 1), truth 0: the fair score is unbiased for CRPS(N(0, 1), 0) = 2 phi(0) - 1/sqrt(pi).
+    many = torch.randn(200_000, 2, 1, 1, 1)
+    fair = AreaWeightedCRPS(np.zeros(1), alpha=1.0).pointwise(many, torch.zeros(200_000, 1, 1, 1)).mean().item()
+    assert abs(fair - (2 / math.sqrt(2 * math.pi) - 1 / math.sqrt(math.pi))) < 0.005
+    # alpha < 1 penalises members that sit together: identical members score worse than under the fair CRPS.
+    same = torch.ones(1, 2, 1, 1, 1)
+    assert AreaWeightedCRPS(np.zeros(1), alpha=0.5).pointwise(same, torch.zeros(1, 1, 1, 1)).item() == 1.0
+
+
+# -- DYffusion sampling ----------------------------------------------------------------------------------
+
+
+def test_cold_sampling_with_exact_networks_recovers_the_dynamics():
+    """x(t) = x0 e^{-t} + t^2: with the exact interpolator and forecaster, both schemes return x(1 .. h)."""
+    h, x0 = 4, torch.linspace(-1, 1, 6, dtype=torch.float64)
+
+    def truth(t):
+        return x0 * math.exp(-t) + t**2
+
+    def interpolate(x_end, i):  # the state at i on the trajectory that ends at x_end (a one-parameter family)
+        start = (x_end - h**2) / math.exp(-h)
+        return start * math.exp(-i) + i**2
+
+    def forecast(x, s):  # the end of the trajectory through x at s
+        return (x - s**2) * math.exp(-(h - s)) + h**2
+
+    for cold in (True, False):
+        out = cold_sample(interpolate, forecast, x0, h, cold=cold)
+        torch.testing.assert_close(out, torch.stack([truth(t) for t in range(1, h + 1)], dim=1), rtol=1e-6, atol=1e-6)
+
+
+def test_cold_sampling_damps_a_biased_interpolator_more_than_naive_sampling():
+    """Truth x(t) = t. The interpolator is off by c at every step > 0, the forecaster extrapolates the unit
+    tendency from wherever it is (x + (h - s)). Naive sampling jumps to the biased interpolation each stage
+    and ends at 3 + 5/6; cold sampling moves only by differences of interpolations and ends at 3 + 7/18
+    (both by hand, h = 3, c = 1/2)."""
+    h, x0, c = 3, torch.zeros(4, dtype=torch.float64), 0.5
+
+    def interpolate(x_end, i):
+        return x0 + i / h * (x_end - x0) + c
+
+    def forecast(x, s):
+        return x + (h - s)
+
+    cold = cold_sample(interpolate, forecast, x0, h, cold=True)
+    naive = cold_sample(interpolate, forecast, x0, h, cold=False)
+    torch.testing.assert_close(cold[0], torch.tensor([1.5, 8 / 3, 3 + 7 / 18], dtype=torch.float64))
+    torch.testing.assert_close(naive[0], torch.tensor([1.5, 17 / 6, 3 + 5 / 6], dtype=torch.float64))
+
+
+def test_dropout_stays_on_only_inside_the_block():
+    net = build_model(model(DYFFUSION), "equiangular", 9, 16, 5, 2)
+    net.eval()
+    x = torch.randn(2, 2 * 2 + 3 + 1, 9, 16)
+    with dropout_on(net.interpolator):
+        a, b = net.interpolator(x), net.interpolator(x)
+    assert not torch.equal(a, b)
+    torch.testing.assert_close(net.interpolator(x), net.interpolator(x))
+
+
+# -- training and predicting end to end ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return tiny_store(tmp_path_factory.mktemp("generative"))
+
+
+def config(store: Path, run_dir: Path, model_tree: dict, **over) -> TrainConfig:
+    s = open_training_store(store)
+    times = s.times
+    tree = {
+        "name": "gen", "data": {"store": str(store), "train": {"end": str(times[len(times) * 2 // 3])},
+                                "valid": {"start": str(times[len(times) * 2 // 3 + 1])}, "batch_size": 4,
+                                "workers": 0},
+        "model": model_tree, "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "validation": {"lead_steps": [1, 3], "max_cases": 4, "members": 3}, "epochs": 1, "steps_per_epoch": 4,
+        "output_dir": str(run_dir), "device": "cpu", **over,
+    }
+    return TrainConfig.model_validate(tree)
+
+
+def predict(package: Path, store: Path, out: Path, members: int = 4, **tree) -> xr.Dataset:
+    cfg = PredictConfig.model_validate({
+        "packages": [str(package)], "store": str(store), "output": {"path": str(out)},
+        "init": {"times": [str(open_training_store(store).times[4])]}, "lead": 5,
+        "ensemble": {"members": members, "seed": 3}, "stability": {"enabled": False}, **tree})
+    run_predict(cfg)
+    return open_product(out)
+
+
+def members_of(ds: xr.Dataset) -> np.ndarray:
+    return np.stack([ds[v].values for v in ("z500", "msl")])
+
+
+def test_crps_training_reports_ensemble_scores_and_members_are_reproducible(store, tmp_path):
+    result = train(config(store, tmp_path / "crps", STOCHASTIC, loss={"type": "crps", "ensemble_members": 3}),
+                   progress=False)
+    val = result.last_validation
+    assert val["members"] == 3 and set(val["crps"]) == {"1", "3"}
+    assert all(v > 0 for v in val["spread"]["3"].values())
+    assert val["score"] == pytest.approx(np.mean([val["crps"][k][c] / s for k in ("1", "3") for c, s in
+                                                  zip(open_training_store(store).channels,
+                                                      open_training_store(store).std, strict=True)]))
+    a = members_of(predict(tmp_path / "crps" / "model.pt", store, tmp_path / "a.zarr"))
+    b = members_of(predict(tmp_path / "crps" / "model.pt", store, tmp_path / "b.zarr"))
+    np.testing.assert_array_equal(a, b)  # same seed, same members
+    assert np.abs(a[:, 0, 1:, 0] - a[:, 0, 1:, 1]).max() > 0  # members differ after the first step
+
+
+def test_crps_needs_a_stochastic_network(store, tmp_path):
+    cfg = config(store, tmp_path, {"type": "sfno", **SFNO}, loss={"type": "crps"})
+    s = open_training_store(store)
+    with pytest.raises(InputError, match="stochastic"):
+        build_objective(cfg.loss, build_forecaster(cfg, s), s.latitudes, np.ones(len(s.channels)))
+
+
+def test_dyffusion_two_stages_train_the_right_network_and_predict_an_ensemble(store, tmp_path):
+    stage1 = config(store, tmp_path / "interp", DYFFUSION, loss={"type": "dyffusion_interpolator",
+                                                                 "rollout_steps": 3})
+    train(stage1, progress=False)
+    first = torch.load(tmp_path / "interp" / "model.pt", weights_only=True)["state_dict"]
+    torch.manual_seed(stage1.seed)  # train() seeds so before building the network
+    fresh = build_forecaster(stage1, open_training_store(store)).network.state_dict()
+    assert all(torch.equal(first[k], fresh[k]) for k in fresh if k.startswith("forecaster."))  # frozen
+    assert not all(torch.equal(first[k], fresh[k]) for k in fresh if k.startswith("interpolator."))
+    stage2 = config(store, tmp_path / "fc", DYFFUSION, loss={"type": "dyffusion_forecaster", "rollout_steps": 3},
+                    init_from=str(tmp_path / "interp" / "model.pt"))
+    train(stage2, progress=False)
+    second = torch.load(tmp_path / "fc" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first if k.startswith("interpolator."))
+    assert not all(torch.equal(first[k], second[k]) for k in first if k.startswith("forecaster."))
+    ds = predict(tmp_path / "fc" / "model.pt", store, tmp_path / "dyf.zarr")  # 5 steps: two samples of 3
+    x = members_of(ds)
+    assert np.isfinite(x).all() and x.shape[2] == 6  # the initial state and 5 steps
+    assert np.abs(x[:, 0, :, 0] - x[:, 0, :, 1]).max() > 0
+
+
+def test_dyffusion_stage_needs_windows_of_its_horizon(store, tmp_path):
+    cfg = config(store, tmp_path, DYFFUSION, loss={"type": "dyffusion_interpolator", "rollout_steps": 2})
+    s = open_training_store(store)
+    with pytest.raises(InputError, match="horizon 3"):
+        build_objective(cfg.loss, build_forecaster(cfg, s), s.latitudes, np.ones(len(s.channels)))
