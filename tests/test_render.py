@@ -21,6 +21,7 @@ from forecast.naturalearth import use_offline_cartopy
 from forecast.render import plots
 from forecast.render.animate import animate_rollout
 from forecast.render.figure import save_figure
+from forecast.render.lead_plots import lead_chart, lead_chart_data
 from forecast.render.maps import Panel, map_figure
 from forecast.render.styles import lead_style, style_for
 from forecast.testing import evaluation_store, noisy_product
@@ -166,7 +167,9 @@ def test_render_and_report_of_an_evaluation_through_the_cli(tmp_path):
     assert fc.sizes["member"] == 3 and open_truth(store)["z500"].sizes["time"] > 0
     assert main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
-    assert "src='figures/" not in html and html.count("data:image/png;base64,") >= len(index["figures"]) - 1
+    charted = [f for f in index["figures"] if f["kind"] in ("lead", "spread_skill")]  # drawn by the page's charts
+    assert "src='figures/" not in html and "id='lead-plots'" in html and "const LEAD_DATA = {" in html
+    assert html.count("data:image/png;base64,") == len(index["figures"]) - len(charted) - 1  # and one GIF
     assert "data:image/gif;base64," in html and "id='explorer'" in html and "<nav>" in html
     assert not re.search(r"(src|href)=['\"]https?:", html)  # nothing fetched from the network
     md = (run / "report.md").read_text()
@@ -196,6 +199,41 @@ def test_scorecard_marks_significance_and_score_plots_draw_intervals(tmp_path):
     bars = pixels(save_figure(plots.metric_vs_lead(strong, "rmse"), tmp_path / "bars.png", dpi=50))
     plain = pixels(save_figure(plots.metric_vs_lead(fake_scores(), "rmse"), tmp_path / "plain.png", dpi=50))
     assert bars.shape == plain.shape and np.abs(bars - plain).sum() > 1000
+
+
+def test_lead_chart_data_holds_every_score_and_interval_of_the_page():
+    s = with_uncertainty(fake_scores(leads=3), 0.01)
+    data = lead_chart_data(s)
+    assert data["hours"] == [6.0, 12.0, 18.0] and data["regions"] == ["global", "land"]
+    assert data["variables"] == ["z500", "msl"] and data["units"] == ["m² s⁻²", "Pa"]
+    titles = [v["title"] for v in data["views"]]
+    assert titles == ["RMSE vs lead time", "ACC vs lead time", "CRPS vs lead time",
+                      "spread and RMSE of the ensemble mean", "spread / skill"]
+    rmse = {x["name"]: x for x in data["views"][0]["series"]}
+    assert list(rmse) == ["sfno", "persistence", "climatology"]
+    assert rmse["persistence"]["y"][1][0] == [2.0, 2.0, 2.0]  # [region][variable][lead]: land, z500
+    assert rmse["sfno"]["lo"][0][1] == [0.9] * 3 and rmse["sfno"]["hi"][0][1] == [1.1] * 3
+    acc = [x["name"] for x in data["views"][1]["series"]]
+    assert acc == ["sfno", "persistence"] and data["views"][1]["unitless"]  # climatology has no ACC: no curve
+    ratio = data["views"][-1]
+    assert ratio["ref"] == pytest.approx(np.sqrt(5 / 6)) and [x["name"] for x in ratio["series"]] == ["sfno"]
+    page = lead_chart(s)
+    assert "const LEAD_DATA = {" in page and "function ticks(" in page  # data and script inline
+    assert not re.search(r"(src|href)=['\"]https?:|fetch\(|XMLHttpRequest|import\(", page)  # nothing fetched
+
+
+def test_png_figures_are_palette_images_a_third_of_the_rgba_bytes(tmp_path):
+    lon = np.deg2rad(np.arange(36) * 10.0)
+    z = field(54000 + 3000 * np.cos(np.deg2rad(np.linspace(90, -90, 19)))[:, None] * np.cos(2 * lon)[None, :])
+    fig = map_figure([Panel(z, "forecast")], style_for("z500", "m**2 s**-2"), "robinson", "z500", gridlines=False)
+    save_figure(fig, tmp_path / "first.png", dpi=60)  # the first draw settles the constrained layout
+    small = save_figure(fig, tmp_path / "p.png", dpi=60)
+    rgba = save_figure(fig, tmp_path / "rgba.png", dpi=60, palette=False)
+    with Image.open(small) as im:
+        assert im.mode == "P"
+    assert small.stat().st_size < 0.5 * rgba.stat().st_size
+    a, b = pixels(small), pixels(rgba)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 3.0 and np.abs(a - b).max() <= 24  # of 255: the same
 
 
 def test_maps_in_forecasters_units_with_ranges_per_lead():

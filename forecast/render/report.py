@@ -5,10 +5,11 @@ copied on its own. It holds a table of contents; the run's provenance (product, 
 climatology, initial times, configuration, versions); a warning when the scores rest on few initial
 times and a one-line dispersion verdict for ensembles; the global scores with their confidence intervals
 and units at a few leads, each row at one precision (three significant digits of its largest value);
-the relative skill against a baseline with its significance; every figure of ``forecast render``; and an
-interactive view: a variable, lead and member selector over the pre-rendered frames of ``forecast
-render`` (plain JavaScript in the page, no library, no network). ``report.md`` has the same tables and
-links the figures by relative path.
+the relative skill against a baseline with its significance; interactive charts of the scores against lead
+time with their intervals (:mod:`forecast.render.lead_plots`: hover values, zoom, series toggles) in place of
+the static ones; every other figure of ``forecast render``; and an interactive view: a variable, lead and
+member selector over the pre-rendered frames of ``forecast render``. The scripts are plain JavaScript in the
+page, no library, no network. ``report.md`` has the same tables and links every figure by relative path.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import xarray as xr
 
 from forecast.errors import InputError
 from forecast.evaluate.score import dispersion_verdict, few_cases_warning, read_scores, score_summary
+from forecast.render import lead_plots
 from forecast.render.plots import relative_skill
+from forecast.render.styles import text_units
 from forecast.storage import atomic_file
 
 __all__ = ["row_decimals", "write_pages", "write_report"]
@@ -35,7 +38,7 @@ _SECTIONS = {"lead": "Scores against lead time", "scorecard": "Scorecards", "spr
              "rank_histogram": "Rank histograms", "spectra": "Energy spectra", "map": "Maps",
              "skill_map": "Skill at every grid point", "animation": "Rollout"}
 _UNITLESS = {"acc", "spread_skill", "spread_skill_corrected"}
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_CHARTED = ("lead", "spread_skill")  # figures the page's interactive charts replace (report.md links them)
 
 
 def _fmt(v: float) -> str:
@@ -49,12 +52,6 @@ def _markdown(table: pd.DataFrame) -> str:
     rows = [[_fmt(x) if isinstance(x, float) else str(x) for x in row] for row in flat.itertuples(index=False)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
-def _units(units: str) -> str:
-    """``m**2 s**-2`` -> ``m² s⁻²``."""
-    return " ".join(p.split("**")[0] + p.split("**")[1].translate(_SUPERSCRIPT) if "**" in p else p
-                    for p in units.split())
 
 
 def row_decimals(values: np.ndarray, digits: int = 3) -> int:
@@ -84,8 +81,8 @@ def _scores_table(scores: xr.Dataset) -> pd.DataFrame:
                 text += f" [{lo:.{d}f}, {hi:.{d}f}]"
             cells[col] = text
         metric, variable, forecast = key
-        rows.append({"metric": metric, "variable": variable,
-                     "units": "1" if metric in _UNITLESS else _units(units[variable]), "forecast": forecast, **cells})
+        unit = "1" if metric in _UNITLESS else text_units(units[variable])
+        rows.append({"metric": metric, "variable": variable, "units": unit, "forecast": forecast, **cells})
     return pd.DataFrame(rows).set_index(["metric", "variable", "units", "forecast"])
 
 
@@ -195,7 +192,7 @@ _CSS = ("body{font-family:sans-serif;max-width:1700px;margin:2em auto;padding:0 
         "border:1px solid #9bb8e0;padding:0.5em 1em}nav li{margin:0.1em 0}dl{display:grid;grid-template-columns:"
         "max-content auto;gap:0.2em 1em}dt{font-weight:bold}dd{margin:0}pre{background:#f6f6f6;padding:0.5em;"
         "overflow-x:auto;font-size:12px}img.zoomable{max-width:60%;cursor:zoom-in}img.zoomed{max-width:100%;"
-        "cursor:zoom-out}#explorer label{margin-right:1em}")
+        "cursor:zoom-out}#explorer label{margin-right:1em}" + lead_plots.CSS)
 
 
 def _section(sid: str, title: str, body: list[str]) -> list[str]:
@@ -233,7 +230,12 @@ def write_report(run_dir: str | Path, baseline: str = "persistence") -> tuple[Pa
         md += [f"![{f['title']}](figures/{f['path']})\n\n*{f['title']}*\n" for f in items]
 
     toc = [("about", "Provenance"), ("scores", "Global scores")] + ([("skill", skill_title)] if not skill.empty else [])
-    toc += [(kind, _SECTIONS[kind]) for kind, _ in sections]
+    chart = lead_plots.lead_chart(scores)
+    if chart:  # the charts draw what the static lead and spread/skill figures show: not embedded twice
+        html_sections = [("lead", [])] + [(k, items) for k, items in sections if k not in _CHARTED]
+    else:
+        html_sections = sections
+    toc += [(kind, _SECTIONS[kind]) for kind, _ in html_sections]
     has_frames = any(f["kind"] == "frame" for f in figures)
     toc += [("explore", "Explore the maps")] if has_frames else []
     page = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -252,8 +254,8 @@ def write_report(run_dir: str | Path, baseline: str = "persistence") -> tuple[Pa
                                                 f"significant at {alpha:g}% (paired block bootstrap).</p>",
                                                 skill.to_html()])
     page += ["<p>Full tables (every region and lead, with intervals): scores.csv and scores.nc beside this page.</p>"]
-    for kind, items in sections:
-        page += _section(kind, _SECTIONS[kind], [
+    for kind, items in html_sections:
+        page += _section(kind, _SECTIONS[kind], [chart] if kind == "lead" and chart else [
             f"<figure><img src='{_data_uri(run_dir / 'figures' / f['path'])}' alt='{html.escape(f['title'])}'>"
             f"<figcaption>{html.escape(f['title'])}</figcaption></figure>" for f in items])
     if has_frames:

@@ -20,12 +20,20 @@ import numpy as np
 from forecast.products.layout import parse_channel
 from forecast.schema import GRAVITY, canonical_units
 
-__all__ = ["DISPLAY", "Display", "Style", "lead_style", "pretty_units", "style_for"]
+__all__ = ["DISPLAY", "Display", "Style", "lead_style", "pretty_units", "style_for", "text_units"]
 
 
 def pretty_units(units: str) -> str:
     """``m**2 s**-2`` -> ``m$^{2}$ s$^{-2}$`` (matplotlib mathtext), for axis and colour-bar labels."""
     return re.sub(r"\*\*(-?\d+)", r"$^{\1}$", units)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def text_units(units: str) -> str:
+    """``m**2 s**-2`` -> ``m² s⁻²`` (Unicode superscripts), for tables and web pages."""
+    return re.sub(r"\*\*(-?\d+)", lambda m: m.group(1).translate(_SUPERSCRIPT), units)
 
 
 @dataclass(frozen=True)
