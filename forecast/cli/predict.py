@@ -25,7 +25,8 @@ Ensembles run all members of a model as one batch; perturbations: white_noise, s
 a lagged one. Seeds and parameters are recorded; a rerun gives identical members.
 
 Product: zarr (optionally also netCDF), CF attributes, physical units, dims (init_time, lead_time
-[, member], latitude, longitude) plus valid_time, or WeatherBench2 names with --naming weatherbench2.
+[, member][, level], latitude, longitude) plus valid_time, pressure-level channels on a CF `level` axis in
+hPa, or WeatherBench2 names with --naming weatherbench2.
 Written atomically; an existing product is only replaced with --overwrite; `COMPLETE` marks a finished
 one. A NaN/Inf or runaway state stops the run (exit status 3) naming the step; the leads before it stay
 readable in a product flagged complete: false. A stability report (global mean and std by lead, power
