@@ -10,12 +10,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
 
 from forecast.data.store import open_training_store
 from forecast.errors import InputError
+from forecast.evaluate.ensembles import member_spectra
 from forecast.evaluate.metrics import crps_pointwise
 from forecast.models import build_model
 from forecast.models.config import ModelConfigFile
@@ -25,7 +27,7 @@ from forecast.products.io import open_product
 from forecast.rollout.config import PredictConfig
 from forecast.rollout.predict import run_predict
 from forecast.rollout.stability import power_spectrum
-from forecast.testing import tiny_store
+from forecast.testing import evaluation_store, noisy_product, tiny_store
 from forecast.train.config import TrainConfig
 from forecast.train.loop import build_forecaster, train
 from forecast.train.losses import AreaWeightedCRPS
@@ -213,3 +215,50 @@ def test_dyffusion_stage_needs_windows_of_its_horizon(store, tmp_path):
     s = open_training_store(store)
     with pytest.raises(InputError, match="horizon 3"):
         build_objective(cfg.loss, build_forecaster(cfg, s), s.latitudes, np.ones(len(s.channels)))
+
+
+# -- ensembles side by side ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def truth(tmp_path_factory) -> Path:
+    return evaluation_store(tmp_path_factory.mktemp("ensembles"), months=1)
+
+
+INITS = np.array(["2000-01-05T00", "2000-01-09T00", "2000-01-13T00", "2000-01-17T00"], dtype="datetime64[ns]")
+
+
+def test_member_spectra_of_the_truth_itself_are_the_truths_and_noise_adds_power_at_high_degrees(truth, tmp_path):
+    same = member_spectra(noisy_product(truth, tmp_path / "same.zarr", INITS, 4, members=3), truth)
+    np.testing.assert_allclose(same["ratio"].values[..., 1:], 1.0, rtol=1e-5)
+    noisy = member_spectra(noisy_product(truth, tmp_path / "noisy.zarr", INITS, 4, members=3, noise=0.05), truth)
+    ratio = noisy["ratio"].sel(variable="z500").values  # (lead, degree)
+    assert (ratio[:, -3:] > 10).all() and np.allclose(ratio[:, 1], 1.0, atol=0.05)  # white noise: the tail
+    assert (ratio[-1, -3:] > ratio[0, -3:]).all()  # noise std grows as sqrt(lead)
+
+
+def test_cli_puts_ensembles_side_by_side_and_checks_the_generative_ones(truth, tmp_path, capsys):
+    from forecast.cli import main
+
+    dirs = []
+    for name, noise, members in (("wide", 0.05, 8), ("narrow", 0.002, 8)):
+        product = noisy_product(truth, tmp_path / f"{name}.zarr", INITS, 8, members=members, noise=noise, name=name)
+        out = tmp_path / "ev" / name
+        assert main(["evaluate", str(product), "--truth", str(truth), "--out", str(out), "--no-progress", "--set",
+                     "metrics=[rmse,crps,spread,spread_skill,spread_skill_corrected,rank_histogram]",
+                     "--set", "baselines=[]", "--set", "regions=[global]"]) == 0
+        dirs.append(str(out))
+    assert main(["ensembles", *dirs, "--out", str(tmp_path / "side"), "--generative", "wide",
+                 "--perturbed", "narrow"]) == 0
+    table = pd.read_csv(tmp_path / "side" / "table.csv")
+    assert set(table["ensemble"]) == {"wide", "narrow"} and set(table["lead_hours"]) == {24, 48}
+    # Members = truth + independent noise of std s: spread s, error of the mean s / sqrt(M), so the corrected
+    # ratio is sqrt((M + 1) / M) sqrt(M) = sqrt(M + 1) = 3: over-dispersive, and worse in CRPS than "narrow".
+    wide = table[table["ensemble"] == "wide"]
+    np.testing.assert_allclose(wide["spread_skill_corrected"], 3.0, rtol=0.05)
+    printed = capsys.readouterr().out
+    assert "report.html" in printed
+    checks = printed[printed.index("spread_skill_ok"):].splitlines()[1:3]
+    assert all(line.split()[2:5:2] == ["False", "False"] for line in checks), checks
+    page = (tmp_path / "side" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 and "http" not in page.replace("http-equiv", "")

@@ -121,6 +121,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensembles(args: argparse.Namespace) -> int:
+    from forecast.evaluate.ensembles import ensemble_checks, ensemble_table, member_spectra, read_ensemble_runs
+    from forecast.render.ensembles import render_ensembles
+
+    runs = read_ensemble_runs(args.evaluations)
+    unknown = sorted(set(args.generative + args.perturbed) - set(runs))
+    if unknown:
+        raise InputError(f"--generative/--perturbed name {unknown}, not forecasts of the evaluations {list(runs)}")
+    spectra = {name: member_spectra(s.attrs["product"], args.truth or s.attrs["truth"]) for name, s in runs.items()}
+    table = ensemble_table(runs, spectra)
+    checks = ensemble_checks(table, args.generative, args.perturbed)
+    md, html = render_ensembles(runs, spectra, table, checks, args.out, map_variable=args.map_variable)
+    if not checks.empty:
+        print(checks.to_string(index=False))
+    print(f"wrote {html} and {md}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``forecast`` parser."""
     p = sub.add_parser("climatology", help="day-of-year x hour climatology of a store (for ACC and the baseline)",
@@ -189,6 +207,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: comparison/ beside the first scores)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("ensembles", help="several ensembles on the same cases side by side: CRPS, spread/skill, "
+                                         "rank histograms, single-member spectra and member maps",
+                       description="Put the evaluations of several ensemble products on the same initial times side "
+                                   "by side: fair CRPS and corrected spread/skill against lead time, rank histograms, "
+                                   "the power per spherical harmonic degree of single members relative to the "
+                                   "truth's, and maps of two members of each. With --generative and --perturbed, "
+                                   "checks that each generative ensemble is calibrated (corrected spread/skill "
+                                   "0.8-1.2), beats every perturbed ensemble on CRPS and keeps the truth's spectrum "
+                                   "within a factor 2, at every lead from 24 h to 120 h. Writes table.csv, "
+                                   "figures/, report.md and report.html into --out.")
+    p.add_argument("evaluations", nargs="+", help="evaluation folders of `forecast evaluate` (scores.nc)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--truth", help="truth store (default: the one recorded in each scores.nc)")
+    p.add_argument("--generative", nargs="*", default=[], help="forecast names of the ensembles to check")
+    p.add_argument("--perturbed", nargs="*", default=[], help="forecast names of the ensembles they must beat on CRPS")
+    p.add_argument("--map-variable", default="z500", help="variable of the member maps")
+    p.set_defaults(func=_cmd_ensembles)
 
     p = sub.add_parser("report", help="one HTML / Markdown page with an evaluation's tables and figures",
                        description="Write report.html and report.md into an evaluation folder: what was scored, "
