@@ -19,6 +19,7 @@ PYTEST_ARGS ?=
 include pipelines/synthetic.mk
 include pipelines/era5.mk
 include pipelines/climate.mk
+include pipelines/generative.mk
 
 help:
 	@echo "make install      create $(VENV) and install the package with its dev tools"
@@ -36,6 +37,7 @@ help:
 	@echo "make render       maps, score plots, scorecards and a rollout GIF -> $(EVALUATION)/*/figures/"
 	@echo "make report       one HTML/Markdown page per product -> $(EVALUATION)/*/report.html"
 	@echo "make compare      scorecards of the SFNO against the AFNO on the same cases -> $(EVALUATION)/compare-afno_synth/"
+	@echo "make ensemble-generative  CRPS-trained SFNO and DYffusion vs IC perturbations, 16 members -> runs/generative/comparison/"
 	@echo "make era5         build $(ERA5_STORE) from real ERA5 files in ERA5=$(ERA5)"
 	@echo "make era5-skill   train SFNO and AFNO on real ERA5 and score them (runs/era5-skill/*.csv)"
 	@echo "make climate-truth two ten-year reference runs of the embedded atmosphere (truth + noise floor)"

@@ -81,6 +81,35 @@ def test_fair_crps_equals_the_evaluations_sorted_member_crps_and_the_gaussian_cl
     assert AreaWeightedCRPS(np.zeros(1), alpha=0.5).pointwise(same, torch.zeros(1, 1, 1, 1)).item() == 1.0
 
 
+def test_spectral_crps_weighs_every_degree_by_its_amplitude_in_the_data():
+    from torch_harmonics import InverseRealSHT, RealSHT
+
+    from forecast.models.random_fields import synthesise_grf
+    from forecast.train.losses import SpectralCRPS, degree_amplitudes
+
+    torch.manual_seed(2)
+    lmax, cl = 16, matern_spectrum(16, 800, 3.5)  # steep: C_14 / C_2 ~ 1e-4, no degree 0
+    isht = InverseRealSHT(17, 32, lmax=lmax, mmax=lmax, grid="equiangular").double()
+    sht = RealSHT(17, 32, lmax=lmax, mmax=lmax, grid="equiangular").double()
+    fields = synthesise_grf(torch.randn(2000, 1, lmax, lmax, 2, dtype=torch.float64),
+                            torch.from_numpy(np.sqrt(cl))[:, None], isht)  # (2000, 1, 17, 32)
+    amp = degree_amplitudes(fields, sht)[0]
+    np.testing.assert_allclose(amp[1:].numpy(), np.sqrt(cl[1:]), rtol=0.1)  # rms coefficient = sqrt(C_l)
+    loss = SpectralCRPS(sht.float(), degree_amplitudes(fields, sht), alpha=1.0)
+    truth = fields[:4].float()
+    assert loss(truth[:, None].expand(4, 2, 1, 17, 32), truth).item() == pytest.approx(0.0, abs=1e-6)
+
+    def off_by(degree: int) -> float:  # members off the truth by the same grid-point RMS at one degree
+        z = torch.zeros(4, 2, 1, lmax, lmax, 2, dtype=torch.float64)
+        z[..., degree, 0, 0] = torch.randn(4, 2, 1, dtype=torch.float64)
+        noise = isht(torch.view_as_complex(z))
+        noise = noise / noise.pow(2).mean().sqrt() * 0.01
+        return loss((truth[:, None] + noise).float(), truth).item()
+
+    # The same grid-point error costs sqrt(C_2 / C_14) times more at degree 14, where the data hold little power.
+    assert off_by(14) / off_by(2) == pytest.approx(np.sqrt(cl[2] / cl[14]), rel=0.3)
+
+
 # -- DYffusion sampling ----------------------------------------------------------------------------------
 
 
@@ -186,7 +215,7 @@ def test_crps_needs_a_stochastic_network(store, tmp_path):
     cfg = config(store, tmp_path, {"type": "sfno", **SFNO}, loss={"type": "crps"})
     s = open_training_store(store)
     with pytest.raises(InputError, match="stochastic"):
-        build_objective(cfg.loss, build_forecaster(cfg, s), s.latitudes, np.ones(len(s.channels)))
+        build_objective(cfg.loss, build_forecaster(cfg, s), s, np.ones(len(s.channels)))
 
 
 def test_dyffusion_two_stages_train_the_right_network_and_predict_an_ensemble(store, tmp_path):
@@ -214,7 +243,7 @@ def test_dyffusion_stage_needs_windows_of_its_horizon(store, tmp_path):
     cfg = config(store, tmp_path, DYFFUSION, loss={"type": "dyffusion_interpolator", "rollout_steps": 2})
     s = open_training_store(store)
     with pytest.raises(InputError, match="horizon 3"):
-        build_objective(cfg.loss, build_forecaster(cfg, s), s.latitudes, np.ones(len(s.channels)))
+        build_objective(cfg.loss, build_forecaster(cfg, s), s, np.ones(len(s.channels)))
 
 
 # -- ensembles side by side ------------------------------------------------------------------------------

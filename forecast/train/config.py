@@ -64,6 +64,9 @@ class LossConfig(StrictModel):
     type: Literal["mse", "crps", "dyffusion_interpolator", "dyffusion_forecaster"] = "mse"
     ensemble_members: int = Field(default=2, ge=2)  # crps: members per window
     crps_alpha: float = Field(default=0.95, ge=0, le=1)  # crps: 1 fair, 0 empirical (losses.AreaWeightedCRPS)
+    # crps: weight of the CRPS on spherical harmonic coefficients, each degree in units of its amplitude in the
+    # data (losses.SpectralCRPS), which keeps members' power right at every scale. 0: grid-point CRPS only.
+    spectral_crps: float = Field(default=0.0, ge=0)
     channel_weights: dict[str, float] = Field(default_factory=dict)  # missing channels weigh 1
     # "state": squared errors of states in units of each channel's std (a slow channel, whose 6-hour change
     # is a small fraction of its std, weighs little); "tendency": in units of each channel's 6-hour change

@@ -303,7 +303,7 @@ def _build_run(config: TrainConfig, info: DistInfo, dev: torch.device, store: Tr
         channel_w = channel_w * (np.asarray(store.std) / np.asarray(store.tendency_std)) ** 2
     groups = parameter_groups(forecaster, config.optim.weight_decay, config.optim.decay)
     opt = torch.optim.AdamW(groups, lr=config.optim.lr, betas=config.optim.betas)
-    objective = build_objective(config.loss, forecaster, store.latitudes, channel_w).to(dev)
+    objective = build_objective(config.loss, forecaster, store, channel_w).to(dev)
     # No buffer needs syncing (no running statistics; the SHT matrices are the same on every rank), so
     # DDP need not broadcast them before every forward.
     model = DistributedDataParallel(objective, broadcast_buffers=False) if info.world_size > 1 else objective

@@ -10,7 +10,8 @@ normalised and ``K`` at least the unrolled steps ``n_steps``.
 ``crps``
     Each window's state repeated ``ensemble_members`` times, every copy unrolled ``n_steps`` steps by a
     stochastic network (each call draws fresh noise), almost fair CRPS of the members against the
-    analyses at every step (:class:`forecast.train.losses.AreaWeightedCRPS`).
+    analyses at every step (:class:`forecast.train.losses.AreaWeightedCRPS`), plus ``spectral_crps`` times the
+    CRPS of the spherical harmonic coefficients with every degree in units of its amplitude in the data.
 ``dyffusion_interpolator``
     Stage 1 of a DYffusion model (:mod:`forecast.models.dyffusion`): per window a step ``i`` drawn
     uniformly from ``1 .. h - 1``, MSE of ``I(x_0, x_h, i)`` against the analysis ``x_i``. The forecaster's
@@ -30,11 +31,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from forecast.data.store import TrainingStore
 from forecast.errors import InputError
 from forecast.models.dyffusion import DYffusion, dropout_on
 from forecast.models.forecaster import Forecaster
+from forecast.models.random_fields import spectral_truncation
 from forecast.train.config import LossConfig
-from forecast.train.losses import AreaWeightedCRPS, AreaWeightedMSE
+from forecast.train.losses import AreaWeightedCRPS, AreaWeightedMSE, SpectralCRPS, degree_amplitudes
 
 __all__ = ["DYffusionForecasting", "DYffusionInterpolation", "EnsembleCRPS", "Objective", "UnrolledMSE",
            "build_objective"]
@@ -65,18 +68,25 @@ class UnrolledMSE(Objective):
 
 
 class EnsembleCRPS(Objective):
-    """Ensemble CRPS of ``members`` unrolls of every window (see the module docstring)."""
+    """Ensemble CRPS of ``members`` unrolls of every window (see the module docstring), plus ``spectral_weight``
+    times the degree-normalised spectral CRPS (:class:`forecast.train.losses.SpectralCRPS`) when given."""
 
-    def __init__(self, forecaster: Forecaster, n_steps: int, loss: AreaWeightedCRPS, members: int) -> None:
+    def __init__(self, forecaster: Forecaster, n_steps: int, loss: AreaWeightedCRPS, members: int,
+                 spectral: SpectralCRPS | None = None, spectral_weight: float = 0.0) -> None:
         super().__init__(forecaster, n_steps)
         self.loss, self.members = loss, members
+        self.spectral, self.spectral_weight = spectral, spectral_weight
 
     def forward(self, state: Tensor, forcings: Tensor, targets: Tensor) -> Tensor:
         k, e = self.n_steps, self.members
         b = state.shape[0]
         # Members of one window are neighbouring rows, so the reshape below groups them.
         pred = self.forecaster.unroll(state.repeat_interleave(e, 0), forcings.repeat_interleave(e, 0), k)
-        return self.loss(pred.reshape(b, e, *pred.shape[1:]), targets[:, :k])  # (B, E, k, C, H, W)
+        pred = pred.reshape(b, e, *pred.shape[1:])  # (B, E, k, C, H, W)
+        loss = self.loss(pred, targets[:, :k])
+        if self.spectral is not None:
+            loss = loss + self.spectral_weight * self.spectral(pred, targets[:, :k])
+        return loss
 
 
 class DYffusionInterpolation(Objective):
@@ -115,9 +125,23 @@ class DYffusionForecasting(Objective):
         return self.loss(net.predict_last(x_s, state, context, s, scale), x_end)
 
 
-def build_objective(config: LossConfig, forecaster: Forecaster, latitudes: np.ndarray,
+def spectral_crps(store: TrainingStore, alpha: float, samples: int = 256) -> SpectralCRPS:
+    """:class:`SpectralCRPS` on the store's grid, each degree's amplitude measured on ``samples`` normalised
+    states spread over the store (the whole grid's degrees, ``lmax = min(nlat, nlon // 2)``)."""
+    from torch_harmonics import RealSHT
+
+    nlat, nlon = store.shape
+    lmax = spectral_truncation(nlat, nlon)
+    sht = RealSHT(nlat, nlon, lmax=lmax, mmax=lmax, grid=store.grid_type)
+    picks = np.unique(np.linspace(0, len(store.times) - 1, samples).round().astype(int))
+    states = (np.asarray(store.state[picks], np.float64) - store.mean[:, None, None]) / store.std[:, None, None]
+    return SpectralCRPS(sht.float(), degree_amplitudes(torch.from_numpy(states), sht.double()), alpha)
+
+
+def build_objective(config: LossConfig, forecaster: Forecaster, store: TrainingStore,
                     channel_weights: np.ndarray) -> Objective:
-    """The objective ``config.type`` names, for a forecaster on ``latitudes`` with per-channel weights."""
+    """The objective ``config.type`` names, for a forecaster of ``store``'s data with per-channel weights."""
+    latitudes = store.latitudes
     n = config.steps_at(0)
     net = forecaster.network
     if config.type.startswith("dyffusion"):
@@ -134,6 +158,7 @@ def build_objective(config: LossConfig, forecaster: Forecaster, latitudes: np.nd
         raise InputError(f"loss.type crps needs a stochastic network (e.g. model type sfno_stochastic); "
                          f"{type(net).__name__} would give identical members")
     if config.type == "crps":
+        spectral = spectral_crps(store, config.crps_alpha) if config.spectral_crps > 0 else None
         return EnsembleCRPS(forecaster, n, AreaWeightedCRPS(latitudes, channel_weights, config.crps_alpha),
-                            config.ensemble_members)
+                            config.ensemble_members, spectral, config.spectral_crps)
     return UnrolledMSE(forecaster, n, AreaWeightedMSE(latitudes, channel_weights))
