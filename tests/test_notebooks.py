@@ -21,6 +21,7 @@ from ipykernel.kernelspec import install as install_kernelspec
 from nbclient import NotebookClient
 
 from forecast.products import open_product
+from forecast.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -47,7 +48,6 @@ def ensemble_inputs(root: Path) -> dict:
     """A tiny store (``z500``, ``msl`` and ``lsm`` on a 19 x 36 grid, January statistics) and a tiny SFNO
     trained on it for a few steps: the model package and store ``ensemble_rollout.ipynb`` starts from."""
     from forecast.testing import evaluation_store
-    from forecast.train.config import TrainConfig
     from forecast.train.loop import train
 
     store = evaluation_store(root / "inputs")
@@ -65,11 +65,36 @@ def ensemble_inputs(root: Path) -> dict:
     })
     run = train(config, progress=False)
     return {"PACKAGE": str(Path(run.run_dir) / "best.pt"), "STORE": str(store), "CLIMATOLOGY": None,
-            "INIT_TIMES": ENSEMBLE_INITS, "LEAD": ENSEMBLE_LEAD, "MEMBERS": ENSEMBLE_MEMBERS}
+            "INIT_TIMES": ENSEMBLE_INITS, "LEAD": ENSEMBLE_LEAD, "MEMBERS": ENSEMBLE_MEMBERS,
+            "GENERATIVE": generative_inputs(config, root / "inputs")}
+
+
+def generative_inputs(base: TrainConfig, root: Path) -> dict[str, str]:
+    """Tiny generative models on the same store, a few steps each: a CRPS-trained stochastic SFNO and both
+    stages of a DYffusion model (section 8 of ensemble_rollout.ipynb)."""
+    from forecast.train.loop import train
+
+    sfno = {"embed_dim": 8, "num_layers": 1, "lmax": 8, "mmax": 8}
+    validation = {"lead_steps": [1], "max_cases": 2, "members": 2}
+
+    def run(name: str, model: dict, loss: dict, **extra) -> str:
+        tree = {**base.model_dump(mode="json"), "name": name, "model": model, "loss": loss,
+                "validation": validation, "output_dir": str(root / name), **extra}
+        return str(Path(train(TrainConfig.model_validate(tree), progress=False).run_dir) / "model.pt")
+
+    crps = run("tiny-crps", {"type": "sfno_stochastic", **sfno, "noise_channels": 2},
+               {"type": "crps", "ensemble_members": 2})
+    dyffusion = {"type": "dyffusion", "horizon": 2, "interpolator": {**sfno, "dropout": 0.2}, "forecaster": sfno}
+    stage1 = run("tiny-dyf-interp", dyffusion, {"type": "dyffusion_interpolator", "rollout_steps": 2})
+    stage2 = run("tiny-dyf", dyffusion, {"type": "dyffusion_forecaster", "rollout_steps": 2}, init_from=stage1)
+    return {"sfno-crps": crps, "dyffusion": stage2}
 
 
 def check_ensemble(workdir: Path) -> None:
     """The products hold the requested members, initial times and leads; scores and figures were written."""
+    for name in ("sfno-crps", "dyffusion"):  # members drawn by the model from the same initial state
+        end = open_product(workdir / "products" / f"{name}.zarr")["z500"].isel(lead_time=-1).values
+        assert end.shape[1] == ENSEMBLE_MEMBERS and (end[:, 0] != end[:, 1]).any(), name
     for name in ("spherical-grf", "white-noise", "bred-vectors"):
         product = open_product(workdir / "products" / f"{name}.zarr")
         assert product.sizes["member"] == ENSEMBLE_MEMBERS
