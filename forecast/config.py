@@ -5,7 +5,8 @@ file is an error rather than a silently ignored setting.
 
 A config file may start from another: ``base: other.yaml`` (a path relative to the file) loads that
 file first and lays this one over it, mappings merged key by key, any other value (lists included)
-replaced, and a mapping with another ``type:`` replaces the base's whole; bases may have bases. A
+replaced, and a mapping with another ``type:`` than the base's (both named) replaces the base's whole;
+bases may have bases. A
 variant then states only what differs (``configs/synth/*.yaml``).
 """
 
@@ -104,9 +105,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         # A mapping of another ``type`` (e.g. model: {type: afno} over an SFNO) replaces the base's whole:
-        # the base's keys belong to the other type.
+        # the base's keys belong to the other type. Only when both name their type: a base mapping that
+        # leaves it at its default (a loss without ``type``) is merged, its keys kept (input_noise, ...).
         other_type = isinstance(value, dict) and isinstance(out.get(key), dict) and \
-            value.get("type", out[key].get("type")) != out[key].get("type")
+            "type" in value and "type" in out[key] and value["type"] != out[key]["type"]
         if isinstance(value, dict) and isinstance(out.get(key), dict) and not other_type:
             out[key] = _merge(out[key], value)
         else:

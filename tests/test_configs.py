@@ -84,6 +84,10 @@ def test_base_config_is_laid_under(tmp_path):
     (tmp_path / "m.yaml").write_text("model: {type: sfno, lmax: 16}\nopt: {type: adam, lr: 1}\n")
     (tmp_path / "n.yaml").write_text("base: m.yaml\nmodel: {type: afno, depth: 2}\nopt: {lr: 2}\n")
     assert load_tree(tmp_path / "n.yaml") == {"model": {"type": "afno", "depth": 2}, "opt": {"type": "adam", "lr": 2}}
+    # a base mapping that does not name its type (its default) is merged: its keys are not silently dropped
+    (tmp_path / "l.yaml").write_text("loss: {input_noise: 0.2, rollout_steps: 1}\n")
+    (tmp_path / "k.yaml").write_text("base: l.yaml\nloss: {type: crps}\n")
+    assert load_tree(tmp_path / "k.yaml") == {"loss": {"input_noise": 0.2, "rollout_steps": 1, "type": "crps"}}
     (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
     (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="its own base"):

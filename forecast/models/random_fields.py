@@ -92,7 +92,10 @@ class SphericalNoise(nn.Module):
     def forward(self, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> Tensor:
         """Fields ``(batch, channels, nlat, nlon)``."""
         z = torch.randn(batch, self.channels, self.lmax, self.lmax, 2, device=device)
-        return synthesise_grf(z, self.amplitude()[..., None], self.isht).to(dtype)
+        # The synthesis in float32 whatever the autocast: half-precision complex transforms are not supported.
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            field = synthesise_grf(z, self.amplitude()[..., None], self.isht)
+        return field.to(dtype)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, lmax={self.lmax}, learned={self.log_amplitude.requires_grad}"
