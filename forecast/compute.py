@@ -88,8 +88,26 @@ class Session:
     def compute(self, tasks: Sequence[Any]) -> tuple:
         """``dask.compute(*tasks)``: the results, in order, as one graph (shared inputs are read once)."""
         if self.client is not None:
-            return tuple(self.client.gather(self.client.compute(list(tasks))))
+            # Culled here: the client would send the graph of every chunk of the inputs (a block of a large
+            # product would ship, and make the scheduler walk, the whole product's graph), not those asked for.
+            tasks = dask.optimize(*tasks)
+            return tuple(self.client.gather(self.client.compute(list(tasks), optimize_graph=False)))
         return dask.compute(*tasks, scheduler=self.scheduler, num_workers=self.workers)
+
+    def worker_memory(self) -> int | None:
+        """Bytes each worker of the cluster can hold for the work before dask starts spilling (the smallest
+        over the workers): its ``memory_limit`` times dask's ``distributed.worker.memory.target`` fraction, less
+        what the process already holds once the stack (numpy, xarray, zarr) is imported. None without a
+        cluster or when the workers have no memory limit."""
+        if self.client is None:
+            return None
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        limits = {addr: w.get("memory_limit") for addr, w in workers.items()}
+        if not limits or not all(limits.values()):
+            return None
+        target = float(dask.config.get("distributed.worker.memory.target", 0.6) or 0.6)
+        held = self.client.run(_resident_bytes, workers=list(limits))
+        return max(0, min(int(limits[a] * target) - held[a] for a in limits))
 
     def persist(self, collection: Any) -> Any:
         """``collection`` with its chunks computed and held in memory (on the workers, with a cluster), so
@@ -99,9 +117,24 @@ class Session:
         return dask.persist(collection, scheduler=self.scheduler, num_workers=self.workers)[0]
 
 
+def _resident_bytes() -> int:
+    """This process's resident memory once the libraries every task of the stages imports are loaded (run on a
+    worker, it is the part of the worker's memory limit that the work cannot use)."""
+    import numpy  # noqa: F401
+    import psutil
+    import xarray  # noqa: F401
+    import zarr  # noqa: F401
+
+    return int(psutil.Process().memory_info().rss)
+
+
 @contextlib.contextmanager
-def session(scheduler: Scheduler = "threads", workers: int = 2) -> Iterator[Session]:
-    """A :class:`Session` for several computations in a row (one cluster started for all of them)."""
+def session(scheduler: Scheduler | Session = "threads", workers: int = 2) -> Iterator[Session]:
+    """A :class:`Session` for several computations in a row (one cluster started for all of them); given a
+    :class:`Session`, that one (a caller that opened it decides when its cluster stops)."""
+    if isinstance(scheduler, Session):
+        yield scheduler
+        return
     if scheduler == "distributed":
         with _local_cluster(workers) as client:
             yield Session(scheduler, workers, client)
