@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask
+import dask.array
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -38,7 +40,8 @@ from forecast.schema import (
     parse_duration,
 )
 
-__all__ = ["Aligned", "align", "canonical_product", "chunk_inits", "open_forecast", "open_truth"]
+__all__ = ["Aligned", "align", "canonical_product", "chunk_inits", "fields_at", "open_forecast", "open_truth", "spread",
+           "take_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +104,16 @@ def chunk_inits(ds: xr.Dataset, chunk_mb: float) -> int:
     return int(max(1, min(ds.sizes[INIT_TIME], chunk_mb * 2**20 // per_init)))
 
 
-def open_forecast(path: str | Path, chunk_mb: float = 64.0, allow_incomplete: bool = False) -> xr.Dataset:
-    """A product (zarr) as :func:`canonical_product`, lazily, in chunks of whole leads, members and grids."""
+def open_forecast(path: str | Path, chunk_mb: float = 64.0, allow_incomplete: bool = False,
+                  total_mb: float | None = None) -> xr.Dataset:
+    """A product (zarr) as :func:`canonical_product`, lazily, in chunks of whole leads, members and grids: of
+    at most ``chunk_mb`` MB per variable and, with ``total_mb``, at most that for every variable together."""
     ds = canonical_product(open_product(path, allow_incomplete=allow_incomplete))
     chunks = {d: -1 for d in ds.dims}
     chunks[INIT_TIME] = chunk_inits(ds, chunk_mb)
+    if total_mb is not None:
+        fields = sum(INIT_TIME in v.dims for v in ds.data_vars.values())
+        chunks[INIT_TIME] = min(chunks[INIT_TIME], chunk_inits(ds, total_mb / max(fields, 1)))
     out = ds.chunk(chunks)
     out.attrs = {**ds.attrs, "path": str(path)}
     return out
@@ -186,6 +194,39 @@ def _time_index(store_times: np.ndarray, wanted: np.ndarray, what: str, store: s
     return pos.reshape(wanted.shape)
 
 
+def fields_at(truth: xr.Dataset, pos: np.ndarray, dims: tuple[str, ...], chunks: tuple[int, ...]) -> xr.Dataset:
+    """The ``truth`` fields ``(time, lat, lon)`` at store positions ``pos`` (shape of ``dims``, initial time first),
+    lazily, in ``chunks`` of initial times: each chunk one task that reads the distinct times it needs (few
+    store chunks, as one slice would) and spreads them over its cases, instead of dask's point-wise indexing
+    (hundreds of tasks per chunk, each of which a cluster schedules)."""
+    edges = np.cumsum([0, *chunks])
+    out = {}
+    for v in truth.data_vars:
+        data = truth[v].transpose(TIME, LAT, LON).data
+        pieces = []
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            uniq, inverse = np.unique(pos[a:b], return_inverse=True)
+            fields = take_rows(data, uniq)
+            task = dask.delayed(spread)(inverse.reshape(pos[a:b].shape), fields)
+            pieces.append(dask.array.from_delayed(task, (*pos[a:b].shape, *data.shape[1:]), dtype=data.dtype))
+        out[v] = xr.Variable((*dims, LAT, LON), dask.array.concatenate(pieces, axis=0), truth[v].attrs)
+    return xr.Dataset(out, coords={LAT: truth[LAT], LON: truth[LON]})
+
+
+def take_rows(data, rows: np.ndarray):
+    """``data[rows]`` (``rows`` sorted, distinct): numpy's, or for dask slices of each run of consecutive rows,
+    which read whole store chunks with a task or two each (dask's fancy indexing shuffles, with many more)."""
+    if not isinstance(data, dask.array.Array):
+        return np.asarray(data)[rows]
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    return dask.array.concatenate([data[r[0]:r[-1] + 1] for r in runs], axis=0)
+
+
+def spread(pos: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[pos]``: the distinct fields a chunk read, at each of its cases (a dask task)."""
+    return table[pos]
+
+
 def align(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None = None,
           lead_times: list[str] | None = None, persistence: bool = True) -> Aligned:
     """Line ``forecast`` (:func:`canonical_product`) up with ``truth`` (:func:`open_truth`) on valid time.
@@ -216,14 +257,12 @@ def align(forecast: xr.Dataset, truth: xr.Dataset, variables: list[str] | None =
     valid = (fc[INIT_TIME].values[:, None] + fc[LEAD_TIME].values[None, :]).astype("datetime64[ns]")
     fc = fc.assign_coords({VALID_TIME: ((INIT_TIME, LEAD_TIME), valid)})
     pos = _time_index(times, valid, "valid", store)
-    chunks = {INIT_TIME: fc.chunksizes.get(INIT_TIME, -1), LEAD_TIME: -1, LAT: -1, LON: -1}
-    at_valid = truth[chosen].isel({TIME: xr.DataArray(pos, dims=[INIT_TIME, LEAD_TIME])}).drop_vars(TIME)
-    at_valid = at_valid.assign_coords({INIT_TIME: fc[INIT_TIME], LEAD_TIME: fc[LEAD_TIME]}).chunk(chunks)
+    inits = fc.chunksizes.get(INIT_TIME, (fc.sizes[INIT_TIME],))
+    at_valid = fields_at(truth[chosen], pos, (INIT_TIME, LEAD_TIME), inits).assign_coords(
+        {INIT_TIME: fc[INIT_TIME], LEAD_TIME: fc[LEAD_TIME]})
     initial = None
     if persistence:
         pos0 = _time_index(times, fc[INIT_TIME].values.astype("datetime64[ns]"), "initial", store)
-        initial = truth[chosen].isel({TIME: xr.DataArray(pos0, dims=[INIT_TIME])}).drop_vars(TIME)
-        initial = initial.assign_coords({INIT_TIME: fc[INIT_TIME]}).chunk(
-            {k: v for k, v in chunks.items() if k != LEAD_TIME})
+        initial = fields_at(truth[chosen], pos0, (INIT_TIME,), inits).assign_coords({INIT_TIME: fc[INIT_TIME]})
     lsm = np.asarray(truth["lsm"].values) if "lsm" in truth else None
     return Aligned(fc, at_valid, initial, units, lsm)
