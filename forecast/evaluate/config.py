@@ -173,7 +173,10 @@ class EvaluateConfig(StrictModel):
     ensemble_window_days: int = Field(default=31, ge=1)
     spectrum_lat_band: tuple[float, float] = (-60.0, 60.0)  # latitudes whose zonal spectra are averaged
     allow_incomplete: bool = False  # score the leads a diverged (complete: false) product did write
-    chunk_mb: float = Field(default=64.0, gt=0)  # target size of one dask chunk of one variable
+    chunk_mb: float = Field(default=64.0, gt=0)  # largest dask chunk of one variable (MB)
+    # What one dask worker (a thread, or a cluster's process) may hold while it scores (MB): it sizes the chunks
+    # and blocks of initial times. None: on a cluster, what each worker's memory limit leaves; else 128.
+    memory_mb: float | None = Field(default=None, gt=0)
     scheduler: Scheduler = "threads"
     workers: int = Field(default=2, ge=1)
     render: RenderConfig = Field(default_factory=RenderConfig)

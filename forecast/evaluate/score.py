@@ -5,7 +5,9 @@ WeatherBench2, each score is a per-initial-time *statistic* (area-weighted MSE, 
 then *finalised* over the initial times (RMSE = root of the mean MSE). The statistics of a block of
 initial times are built lazily over the dask-chunked forecast and computed together in one pass
 (:func:`forecast.compute.session`: threads, or a ``dask.distributed`` LocalCluster); block after
-block, the product is read once, chunk by chunk, so products larger than memory are scored.
+block, the product is read once, chunk by chunk, so products larger than memory are scored. Chunks and
+blocks are sized from what a worker may hold (``memory_mb``; on a cluster, what its memory limit leaves),
+and the truth and the climatology are read chunk by chunk at the valid times each chunk needs.
 
 The result holds one data variable per forecast: the product's (named after it) and the baselines
 ``persistence`` (the truth at the initial time, for every lead) and ``climatology`` (the day-of-year x
@@ -31,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from forecast import __version__
-from forecast.compute import Scheduler, session
+from forecast.compute import SCHEDULER_NAMES, Scheduler, Session, session
 from forecast.config import dump_config
 from forecast.errors import InputError
 from forecast.evaluate.align import Aligned, align, open_forecast, open_truth
@@ -43,7 +45,7 @@ from forecast.evaluate.bootstrap import (
     confidence_interval,
     paired_difference,
 )
-from forecast.evaluate.climatology import build_climatology, climatology_at, open_climatology
+from forecast.evaluate.climatology import build_climatology, climatology_at, open_climatology, write_climatology
 from forecast.evaluate.config import ENSEMBLE_BASELINES, METRICS, EvaluateConfig, StatisticsConfig
 from forecast.evaluate.metrics import (
     RANK,
@@ -97,12 +99,6 @@ class Forecast:
     def mean(self) -> xr.Dataset:
         return ensemble_mean(self.fields)
 
-    def cases(self, inits: slice) -> Forecast:
-        """The same forecast on a block of initial times."""
-        pick = {INIT_TIME: inits}
-        clim = None if self.climatology is None else self.climatology.isel(pick)
-        return Forecast(self.fields.isel(pick), self.truth.isel(pick), clim, self.masks)
-
 
 # Per-initial-time statistics (lazy Datasets with dims init_time, lead_time, region), or None where one
 # does not apply to a forecast. Deterministic statistics of an ensemble are those of its mean.
@@ -130,6 +126,15 @@ SCORES: dict[str, tuple[tuple[str, ...], Callable[[dict, int], xr.Dataset]]] = {
     "spread_skill": (("variance", "mse"), lambda m, k: np.sqrt(m["variance"] / m["mse"])),
     "spread_skill_corrected": (("variance", "mse"), lambda m, k: np.sqrt((k + 1) / k * m["variance"] / m["mse"])),
 }
+# Bytes a worker holds per byte of forecast while it scores a block (all statistics at once): the forecast's
+# chunk, the truth, climatology and persistence at its valid times, and the temporaries of the statistics
+# (errors, anomalies and their squares, float64 products with the area weights). Measured on a 420 MB product
+# at 91 x 180, every metric and baseline: 5 to 6 on threads, up to 11 on a 400 MB LocalCluster worker
+# (tests/reliability/test_evaluate_memory.py checks a product larger than a worker's memory limit).
+WORKING_SET = 8
+# What one worker may hold while it scores (MB) with the threaded schedulers, unless the config says.
+THREAD_MEMORY_MB = 128.0
+
 # Statistics whose undefined (NaN) values are left out of the init-time mean: the ACC of a forecast whose
 # anomaly is zero. Any other NaN (a diverged forecast) makes the score NaN.
 _SKIPNA = {"acc"}
@@ -189,6 +194,31 @@ def _blocks(chunks: tuple[int, ...], per_block: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+def _chunks_per_block(forecast: xr.Dataset, workers: int, memory_mb: float | None) -> int:
+    """Chunks of initial times computed together: as many as fit ``memory_mb`` per worker (at least one each,
+    at most 4), one pass of the workers over them; 4 per worker without a budget."""
+    if memory_mb is None:
+        return 4 * workers
+    chunk = max(forecast.chunks.get(INIT_TIME) or (forecast.sizes[INIT_TIME],))
+    chunk_bytes = forecast.nbytes * chunk / max(forecast.sizes[INIT_TIME], 1)  # every variable of one chunk
+    return workers * int(np.clip(memory_mb * 2**20 // (WORKING_SET * chunk_bytes), 1, 4))
+
+
+def _reduced(value: xr.Dataset) -> xr.Dataset:
+    """A statistic only its init-time mean is kept of (rank histogram, spectra): its sum and count over the
+    block's initial times (NaN skipped, as ``mean`` does), so memory does not grow with the cases."""
+    return xr.Dataset({"sum": value.to_dataarray("_var").sum(INIT_TIME),
+                       "count": value.to_dataarray("_var").count(INIT_TIME)})
+
+
+def _init_mean(parts: list[xr.Dataset]) -> xr.Dataset:
+    """The init-time mean from the blocks' :func:`_reduced` sums and counts."""
+    total = sum(p["sum"] for p in parts)
+    count = sum(p["count"] for p in parts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).to_dataset("_var")
+
+
 def _as_array(ds: xr.Dataset, variables: list[str], *dims: str) -> xr.DataArray:
     arr = ds[variables].to_dataarray(VARIABLE).transpose(*dims)
     arr.attrs = {}
@@ -197,14 +227,19 @@ def _as_array(ds: xr.Dataset, variables: list[str], *dims: str) -> xr.DataArray:
 
 def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | None = None, name: str = "forecast",
              metrics: list[str] | None = None, baselines: list[str] | None = None,
-             spectrum_band: tuple[float, float] = (-60.0, 60.0), scheduler: Scheduler = "threads",
+             spectrum_band: tuple[float, float] = (-60.0, 60.0), scheduler: Scheduler | Session = "threads",
              workers: int = 2, progress: bool = False, ensembles: dict[str, xr.Dataset] | None = None,
-             statistics: StatisticsConfig | None = None) -> xr.Dataset:
+             statistics: StatisticsConfig | None = None, memory_mb: float | None = None) -> xr.Dataset:
     """Scores of ``aligned.forecast`` and the ``baselines`` (see the module docstring).
 
-    The cases are processed in blocks of initial times (4 dask chunks per worker): every statistic
-    of a block is computed in one pass over its chunks, which are then released, so memory holds a few
-    chunks whatever the size of the product. ``climatology`` is the climatology at the valid times
+    The cases are processed in blocks of initial times: every statistic of a block is computed in one pass
+    over its chunks, which are then released, so memory holds a few chunks whatever the size of the product.
+    ``memory_mb``: what one worker may hold while it scores (MB), which sets the dask chunks per block (open
+    the product in chunks of at most ``memory_mb /`` :data:`WORKING_SET`, every variable together, with
+    :func:`~forecast.evaluate.align.open_forecast`'s ``total_mb``); None: 4 chunks per worker.
+    Only the per-initial-time statistics the scores and their intervals need are kept; the rank histogram
+    and spectra are summed block by block. ``scheduler``: a scheduler name or address, or an open
+    :class:`forecast.compute.Session`. ``climatology`` is the climatology at the valid times
     (:func:`climatology_at`), needed by ACC and the climatology baseline. ``baselines``: the point
     baselines (persistence, climatology); ``ensembles``: probabilistic baselines by name, Datasets
     ``(init_time, lead_time, member, lat, lon)`` on the forecast's cases (:mod:`forecast.evaluate.baselines`).
@@ -218,19 +253,24 @@ def evaluate(aligned: Aligned, masks: xr.DataArray, climatology: xr.Dataset | No
         raise InputError(f"the forecast cannot be called {name!r}: that name is taken by a baseline or by another "
                          "variable of the scores; pass --label NAME")
     forecasts = _forecasts(aligned, climatology, masks, name, baselines, ensembles)
-    chunks = aligned.forecast.chunks.get(INIT_TIME) or (aligned.forecast.sizes[INIT_TIME],)
-    blocks = _blocks(tuple(chunks), 4 * max(workers, 1))
-    if progress:
-        from tqdm import tqdm
-
-        blocks = tqdm(blocks, desc="evaluate", unit="block")
     parts: dict = {}
     with session(scheduler, workers) as dask_session:
+        chunks = aligned.forecast.chunks.get(INIT_TIME) or (aligned.forecast.sizes[INIT_TIME],)
+        blocks = _blocks(tuple(chunks), _chunks_per_block(aligned.forecast, max(dask_session.workers, 1), memory_mb))
+        if progress:
+            from tqdm import tqdm
+
+            blocks = tqdm(blocks, desc="evaluate", unit="block")
+        # The lazy statistics of every case are built once (xarray's graph building costs as much as a block's
+        # computation); each block computes its slice of them, whole chunks, the rest of the graph culled.
+        lazy = _statistics(forecasts, metrics, spectrum_band)
         for inits in blocks:
-            lazy = _statistics({k: f.cases(inits) for k, f in forecasts.items()}, metrics, spectrum_band)
-            for key, value in zip(lazy, dask_session.compute(list(lazy.values())), strict=True):
+            block = {key: value.isel({INIT_TIME: inits}) for key, value in lazy.items()}
+            block = {key: value if key[1] in STATISTICS else _reduced(value) for key, value in block.items()}
+            for key, value in zip(block, dask_session.compute(list(block.values())), strict=True):
                 parts.setdefault(key, []).append(value)
-    stats = {key: xr.concat(values, INIT_TIME) for key, values in parts.items()}
+    stats = {key: xr.concat(values, INIT_TIME) if key[1] in STATISTICS else _init_mean(values)
+             for key, values in parts.items()}
     out = _assemble(aligned, masks, forecasts, stats, name, metrics, [*baselines, *ensembles], spectrum_band)
     per_init = _statistics_array(forecasts, stats, aligned.variables)
     uncertainty = score_uncertainty(per_init, [m for m in metrics if m in SCORES], name,
@@ -345,13 +385,13 @@ def _assemble(aligned: Aligned, masks: xr.DataArray, forecasts: dict[str, Foreca
         out[src] = arr.assign_attrs(long_name=f"scores of {src}", role="forecast" if src == name else "baseline",
                                     members=int(f.fields.sizes.get(MEMBER, 1)))
     if (name, "rank_histogram") in stats:
-        out["rank_histogram"] = _as_array(stats[(name, "rank_histogram")].mean(INIT_TIME), variables, REGION,
+        out["rank_histogram"] = _as_array(stats[(name, "rank_histogram")], variables, REGION,
                                           VARIABLE, LEAD_TIME, RANK).assign_attrs(
             long_name="area-weighted frequency of the truth's rank among the members",
             description="rank k: k members below the truth; ties share their weight; flat = 1/(members+1)")
     if ("truth", "spectrum") in stats:
         for src, label in ((name, "forecast"), ("truth", "truth")):
-            spec = _as_array(stats[(src, "spectrum")].mean(INIT_TIME), variables, VARIABLE, LEAD_TIME, WAVENUMBER)
+            spec = _as_array(stats[(src, "spectrum")], variables, VARIABLE, LEAD_TIME, WAVENUMBER)
             out[f"spectrum_{label}"] = spec.assign_attrs(
                 long_name=f"zonal energy spectrum of the {label}",
                 description=f"power per zonal wavenumber (units squared), area-weighted mean over latitudes "
@@ -532,30 +572,34 @@ def _ensemble_baselines(config: EvaluateConfig, aligned: Aligned, truth: xr.Data
 
 def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path | None = None,
                  out_dir: str | Path | None = None, label: str | None = None, progress: bool = True) -> EvaluateResult:
-    """``forecast evaluate``: open, align, score, write ``scores.nc`` and ``scores.csv`` into ``out_dir``."""
+    """``forecast evaluate``: open, align, score, write ``scores.nc`` and ``scores.csv`` into ``out_dir``.
+
+    One dask session (:func:`forecast.compute.session`) for the whole run: the product's chunks and blocks are
+    sized from what its workers may hold (``memory_mb``, by default what a cluster's memory limit leaves)."""
     t0 = time.perf_counter()
     truth = truth or config.truth
     if truth is None:
         raise InputError("no truth store: pass --truth STORE (or set `truth:` in the config)")
-    fc = open_forecast(product, config.chunk_mb, config.allow_incomplete)
-    tr = open_truth(truth)
-    aligned = align(fc, tr, config.variables, config.lead_times, persistence="persistence" in config.baselines)
-    masks = region_masks(config.regions, tr.latitude.values, tr.longitude.values, aligned.land_sea_mask,
-                         config.land_threshold)
-    clim = None
-    if "acc" in config.metrics or "climatology" in config.baselines:
-        c = config.climatology
-        source = (open_climatology(c.path) if c.path else
-                  build_climatology(tr, aligned.variables, c.start, c.end, c.window_days, progress=progress))
-        clim = climatology_at(source, aligned.forecast[VALID_TIME], aligned.variables,
-                              {INIT_TIME: aligned.forecast.chunksizes[INIT_TIME][0]})
-    name = label or forecast_label(fc, product)
-    out_dir = out_dir or config.run_dir(name)
-    if not is_url(str(out_dir)):
-        out_dir = check_output_path(out_dir)  # before the scoring, not after it
-    scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
-                      config.scheduler, config.workers, progress, _ensemble_baselines(config, aligned, tr),
-                      config.statistics)
+    with (session(config.scheduler, config.workers) as dask_session,
+          tempfile.TemporaryDirectory(prefix="forecast-evaluate-") as tmp):
+        memory_mb = _memory_mb(config, dask_session)
+        fc = open_forecast(product, config.chunk_mb, config.allow_incomplete, memory_mb / WORKING_SET)
+        tr = open_truth(truth)
+        aligned = align(fc, tr, config.variables, config.lead_times, persistence="persistence" in config.baselines)
+        masks = region_masks(config.regions, tr.latitude.values, tr.longitude.values, aligned.land_sea_mask,
+                             config.land_threshold)
+        clim = None
+        if "acc" in config.metrics or "climatology" in config.baselines:
+            clim = climatology_at(_climatology(config, tr, aligned.variables, progress, Path(tmp)),
+                                  aligned.forecast[VALID_TIME], aligned.variables,
+                                  {INIT_TIME: aligned.forecast.chunksizes[INIT_TIME][0]})
+        name = label or forecast_label(fc, product)
+        out_dir = out_dir or config.run_dir(name)
+        if not is_url(str(out_dir)):
+            out_dir = check_output_path(out_dir)  # before the scoring, not after it
+        scores = evaluate(aligned, masks, clim, name, config.metrics, config.baselines, config.spectrum_lat_band,
+                          dask_session, config.workers, progress, _ensemble_baselines(config, aligned, tr),
+                          config.statistics, memory_mb)
     provenance = ("model_name", "model_sha256", "model_paths", "history", "perturbation_type", "ensemble_members")
     scores.attrs.update({f"product_{k}": str(fc.attrs[k]) for k in provenance if k in fc.attrs})
     scores.attrs.update({"product": str(product), "truth": str(truth),
@@ -563,3 +607,26 @@ def run_evaluate(config: EvaluateConfig, product: str | Path, truth: str | Path 
                          "evaluate_config": dump_config(config)})
     nc, csv = write_scores(scores, out_dir)
     return EvaluateResult(scores, nc, csv, time.perf_counter() - t0)
+
+
+def _memory_mb(config: EvaluateConfig, dask_session: Session) -> float:
+    """What one worker may hold while it scores (MB): the config's ``memory_mb``, else what a cluster's workers'
+    memory limit leaves (:meth:`Session.worker_memory`), else :data:`THREAD_MEMORY_MB`."""
+    if config.memory_mb is not None:
+        return config.memory_mb
+    free = dask_session.worker_memory()
+    return THREAD_MEMORY_MB if free is None else max(free / 2**20, 1.0)
+
+
+def _climatology(config: EvaluateConfig, truth: xr.Dataset, variables: list[str], progress: bool,
+                 tmp: Path) -> xr.Dataset:
+    """The day-of-year x hour climatology, lazily from its file; one built from the truth store is written to
+    ``tmp`` and read back lazily too, so that scoring reads the days each block needs instead of holding it
+    (except on a running cluster, whose workers may not see ``tmp``: there it stays in memory)."""
+    c = config.climatology
+    if c.path:
+        return open_climatology(c.path)
+    built = build_climatology(truth, variables, c.start, c.end, c.window_days, progress=progress)
+    if config.scheduler not in SCHEDULER_NAMES:
+        return built
+    return open_climatology(write_climatology(built, tmp / "climatology.zarr"))
