@@ -24,7 +24,7 @@ from forecast.data.store import open_store
 from forecast.errors import InputError
 from forecast.grids import grid_from_coords
 from forecast.products.io import open_product
-from forecast.products.layout import dims_for
+from forecast.products.layout import channel_view, dims_for
 from forecast.schema import (
     INIT_TIME,
     LAT,
@@ -87,6 +87,8 @@ def canonical_product(ds: xr.Dataset) -> xr.Dataset:
         attrs = ds.attrs
         ds = xr.Dataset(out).drop_vars(LEVEL, errors="ignore")
         ds.attrs = attrs
+    else:  # the project's naming as stored (xr.open_zarr): channels on the level axis, one array each
+        ds = channel_view(ds)
     missing = [d for d in (INIT_TIME, LEAD_TIME, LAT, LON) if d not in ds.dims]
     if missing:
         raise InputError(f"forecast has no dimension(s) {missing}; expected (init_time, lead_time[, member], "
