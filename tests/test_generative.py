@@ -266,6 +266,22 @@ def test_member_spectra_of_the_truth_itself_are_the_truths_and_noise_adds_power_
     assert (ratio[-1, -3:] > ratio[0, -3:]).all()  # noise std grows as sqrt(lead)
 
 
+def test_checks_need_calibration_crps_and_spectra_at_every_lead():
+    from forecast.evaluate.ensembles import ensemble_checks
+
+    rows = [("gen", 24, 100.0, 0.9, 0.5, 1.5), ("gen", 120, 300.0, 1.3, 0.6, 1.9),
+            ("ic", 24, 120.0, 0.2, 0.5, 1.5), ("ic", 120, 290.0, 0.1, 0.5, 1.5)]
+    table = pd.DataFrame([{"ensemble": e, "variable": "z500", "lead_hours": h, "crps": c,
+                           "spread_skill_corrected": r, "spectrum_ratio_min": lo, "spectrum_ratio_max": hi}
+                          for e, h, c, r, lo, hi in rows])
+    check = ensemble_checks(table, ["gen"], ["ic"]).iloc[0]
+    # 1.3 at 120 h is outside 0.8-1.2; CRPS 300 loses to 290 at 120 h; spectra within 0.5..2 everywhere.
+    assert not check["spread_skill_ok"] and check["spread_skill_range"] == "0.90..1.30"
+    assert not check["beats_perturbed_crps"] and check["leads_beaten"] == "1/2"
+    assert check["spectrum_ok"] and check["spectrum_ratio_range"] == "0.50..1.90"
+
+
+@pytest.mark.slow
 def test_cli_puts_ensembles_side_by_side_and_checks_the_generative_ones(truth, tmp_path, capsys):
     from forecast.cli import main
 
