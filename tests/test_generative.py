@@ -151,6 +151,16 @@ def test_cold_sampling_damps_a_biased_interpolator_more_than_naive_sampling():
     torch.testing.assert_close(naive[0], torch.tensor([1.5, 17 / 6, 3 + 5 / 6], dtype=torch.float64))
 
 
+def test_dropout_drops_the_rate_and_keeps_the_expectation():
+    from forecast.models.layers import Dropout
+
+    torch.manual_seed(3)
+    drop, x = Dropout(0.3), torch.ones(400_000)
+    y = drop.train()(x)
+    assert abs((y == 0).float().mean().item() - 0.3) < 0.005 and abs(y.mean().item() - 1.0) < 0.01
+    assert torch.equal(drop.eval()(x), x)
+
+
 def test_dropout_stays_on_only_inside_the_block():
     net = build_model(model(DYFFUSION), "equiangular", 9, 16, 5, 2)
     net.eval()

@@ -16,6 +16,7 @@ __all__ = [
     "ChannelLayerNorm",
     "DriscollHealyFilter",
     "DropPath",
+    "Dropout",
     "PointwiseMLP",
     "SHTPair",
     "activation_layer",
@@ -79,6 +80,26 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}")
 
 
+class Dropout(nn.Module):
+    """``nn.Dropout`` (same scaling, ``rate`` as its ``p``) whose mask is ``rand_like(x) >= rate``.
+
+    torch's CPU Bernoulli sampler, behind ``nn.Dropout``, draws element by element: on 2 cores it was half of
+    a DYffusion sample (dropout stays on at inference there); a thresholded uniform draw measured 1.8x faster.
+    """
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        return x * (torch.rand_like(x) >= self.rate) / (1.0 - self.rate)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
 class DropPath(nn.Module):
     """Stochastic depth: in training, zero a whole residual branch for a random subset of samples."""
 
@@ -122,7 +143,7 @@ class PointwiseMLP(nn.Module):
         self.fc1 = nn.Linear(in_channels, hidden_channels)
         self.act = activation_layer(activation)
         self.fc2 = nn.Linear(hidden_channels, out_channels)
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.drop = Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
