@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from forecast.models.config import DYffusionConfig
+from forecast.models.layers import Dropout
 from forecast.models.sfno import SFNO
 
 __all__ = ["DYffusion", "cold_sample", "dropout_on"]
@@ -37,7 +38,7 @@ __all__ = ["DYffusion", "cold_sample", "dropout_on"]
 def dropout_on(module: nn.Module, enabled: bool = True) -> Iterator[None]:
     """Dropout (and drop-path) layers of ``module`` in training mode inside the block, put back after:
     Monte-Carlo dropout at inference. Nothing else changes (the SFNO's norms hold no running statistics)."""
-    layers = [m for m in module.modules() if m is not module and (isinstance(m, nn.Dropout) or hasattr(m, "rate"))]
+    layers = [m for m in module.modules() if isinstance(m, nn.Dropout | Dropout)]  # DropPath is a Dropout
     before = [m.training for m in layers]
     try:
         for m in layers:

@@ -94,29 +94,23 @@ class Dropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.rate == 0.0:
             return x
-        return x * (torch.rand_like(x) >= self.rate) / (1.0 - self.rate)
+        return x * self.keep_mask(x) / (1.0 - self.rate)
+
+    def keep_mask(self, x: Tensor) -> Tensor:
+        """Where ``x`` is kept: independently at every element."""
+        return torch.rand_like(x) >= self.rate
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
 
 
-class DropPath(nn.Module):
+class DropPath(Dropout):
     """Stochastic depth: in training, zero a whole residual branch for a random subset of samples."""
 
-    def __init__(self, rate: float) -> None:
-        super().__init__()
-        self.rate = rate
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.rate == 0.0:
-            return x
-        keep = 1.0 - self.rate
+    def keep_mask(self, x: Tensor) -> Tensor:
         # One Bernoulli draw per sample, broadcast over all other dimensions.
-        mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"rate={self.rate}"
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        return torch.empty(shape, device=x.device, dtype=x.dtype).bernoulli_(1.0 - self.rate)
 
 
 def _squeeze_conv_weights(state_dict: dict, prefix: str, names: tuple[str, ...]) -> None:

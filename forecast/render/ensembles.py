@@ -123,7 +123,7 @@ def member_maps(runs: dict[str, xr.Dataset], variable: str, hours: float, out: P
         init = product[INIT_TIME].values[0]
         field = product[variable].sel({INIT_TIME: init, LEAD_TIME: lead})
         valid = truth[variable].sel({TIME: init + lead})
-        style = style_for(variable, _units(scores, variable), ranges=None)
+        style = style_for(variable, _units(scores, variable))
         members = [field.isel({MEMBER: m}) for m in range(min(2, field.sizes.get(MEMBER, 1)))] \
             if MEMBER in field.dims else [field]
         panels = [Panel(valid.load(), "truth")] + [Panel(m.load(), f"{name} member {i}") for i, m in

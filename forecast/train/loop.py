@@ -127,7 +127,6 @@ def validate(forecaster: Forecaster, store: TrainingStore, config: TrainConfig, 
     picks = np.unique(np.linspace(0, len(ds) - 1, min(config.validation.max_cases, len(ds))).round().astype(int))
     w = torch.as_tensor(area_weights(store.latitudes), dtype=torch.float64, device=device)[:, None]
     std = torch.as_tensor(store.std, dtype=torch.float64, device=device)[:, None, None]
-    crps_fn = AreaWeightedCRPS(store.latitudes, alpha=1.0)
     sums = torch.zeros(3, len(leads), len(store.channels), dtype=torch.float64, device=device)  # se, crps, var
     forecaster.eval()
     for start in range(0, len(picks), config.validation.batch_size):
@@ -142,7 +141,7 @@ def validate(forecaster: Forecaster, store: TrainingStore, config: TrainConfig, 
             truth = targets[:, k].double() * std
             terms = [(ens.mean(1) - truth) ** 2]
             if m > 1:
-                terms += [crps_fn.pointwise(ens, truth).double(), ens.var(1)]
+                terms += [AreaWeightedCRPS.fair_pointwise(ens, truth, alpha=1.0), ens.var(1)]  # fair CRPS
             for i, term in enumerate(terms):
                 sums[i, leads.index(k + 1)] += (term * w).mean(dim=(-1, -2)).sum(0)
     means = (sums / len(picks)).cpu().numpy()

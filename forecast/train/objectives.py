@@ -89,13 +89,21 @@ class EnsembleCRPS(Objective):
         return loss
 
 
-class DYffusionInterpolation(Objective):
-    """Stage 1 of DYffusion: the interpolator on a random intermediate step of each window."""
+class _DYffusionStage(Objective):
+    """A DYffusion training stage: MSE of one of its two networks, the other frozen (``frozen``)."""
+
+    frozen = ""
 
     def __init__(self, forecaster: Forecaster, loss: AreaWeightedMSE) -> None:
         super().__init__(forecaster, forecaster.network.horizon)
         self.loss = loss
-        forecaster.network.forecaster.requires_grad_(False)
+        getattr(forecaster.network, self.frozen).requires_grad_(False)
+
+
+class DYffusionInterpolation(_DYffusionStage):
+    """Stage 1 of DYffusion: the interpolator on a random intermediate step of each window."""
+
+    frozen = "forecaster"
 
     def forward(self, state: Tensor, forcings: Tensor, targets: Tensor) -> Tensor:
         net, h, b = self.forecaster.network, self.n_steps, state.shape[0]
@@ -105,13 +113,10 @@ class DYffusionInterpolation(Objective):
         return self.loss(pred, targets[torch.arange(b, device=state.device), i - 1])
 
 
-class DYffusionForecasting(Objective):
+class DYffusionForecasting(_DYffusionStage):
     """Stage 2 of DYffusion: the forecaster from the frozen interpolator's samples."""
 
-    def __init__(self, forecaster: Forecaster, loss: AreaWeightedMSE) -> None:
-        super().__init__(forecaster, forecaster.network.horizon)
-        self.loss = loss
-        forecaster.network.interpolator.requires_grad_(False)
+    frozen = "interpolator"
 
     def forward(self, state: Tensor, forcings: Tensor, targets: Tensor) -> Tensor:
         net, h, b = self.forecaster.network, self.n_steps, state.shape[0]
