@@ -10,6 +10,8 @@ STAMP := $(VENV)/.install-stamp
 FORECAST := $(BIN)/forecast
 DATA ?= data
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` / `make test-all` (auto: one per core; 0 runs in this process).
+TEST_WORKERS ?= auto
 
 .PHONY: help install test test-all lint all bench gpu-check clean
 .DEFAULT_GOAL := help
@@ -56,10 +58,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check forecast tests benchmarks
