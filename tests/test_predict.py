@@ -25,7 +25,7 @@ from forecast.grids import area_weights
 from forecast.models import SFNO, SFNOConfig, build_model
 from forecast.products import COMPLETE_MARKER, check_product, open_product, open_stability
 from forecast.rollout.config import PredictConfig
-from forecast.rollout.generator import rollout
+from forecast.rollout.generator import _forcing_steps, batch_forcings, rollout
 from forecast.rollout.guards import RolloutDiverged
 from forecast.rollout.predict import run_predict
 from forecast.testing import linear_package, tiny_store, write_cds_months
@@ -386,3 +386,17 @@ print(json.dumps(rss))
     assert out.returncode == 0, out.stderr
     short, long = json.loads(out.stdout.strip().splitlines()[-1])
     assert long - short < 40, f"peak RSS grew from {short:.0f} MB to {long:.0f} MB with 25x the leads"
+
+
+@pytest.mark.parametrize("budget", [1, 3 * 8 * 16 * 4 * 2 * 3, 2**30])
+def test_forcings_computed_several_steps_at_a_time_equal_the_step_by_step_ones(budget):
+    """The rollout evaluates the solar geometry of several steps in one call (as many as fit in a budget);
+    every step's forcings equal batch_forcings at that step's valid times, for members sharing a time or not."""
+    lat, lon = np.linspace(80.0, -80.0, 8), np.arange(16) * 22.5
+    step = np.timedelta64(6, "h")
+    for times in (np.array(["2000-03-01T00", "2000-03-01T00", "2000-07-01T06"], dtype="datetime64[ns]"),
+                  np.array(["2000-12-31T18"], dtype="datetime64[ns]")):
+        got = list(_forcing_steps(times, step, 7, lat, lon, torch.device("cpu"), budget_bytes=budget))
+        assert len(got) == 7
+        for k, f in enumerate(got):
+            torch.testing.assert_close(f, batch_forcings(times + k * step, lat, lon), rtol=0, atol=0)
