@@ -108,6 +108,32 @@ def test_area_weighted_mse_hand_value():
     np.testing.assert_allclose(loss.per_channel(pred, target).numpy(), [1.0, 4.0])
 
 
+def test_uniform_latitude_weighting_weighs_every_row_alike():
+    """Area weighting gives a row its cell area; uniform gives each row 1, so an error at the polar row counts
+    as much as one at the equator."""
+    lat = np.array([80.0, 0.0])  # cells 90..40 and 40..-90 deg (bounds halfway between centres, then the poles)
+    pred = torch.zeros(1, 1, 2, 4)
+    target = torch.zeros(1, 1, 2, 4)
+    target[..., 0, :] = 2.0  # error 2 at the polar row only
+    area = AreaWeightedMSE(lat)
+    uniform = AreaWeightedMSE(lat, latitude_weighting="uniform")
+    a = np.array([1 - np.sin(np.deg2rad(40.0)), np.sin(np.deg2rad(40.0)) + 1])  # sin(upper) - sin(lower)
+    assert float(area(pred, target)) == pytest.approx(4.0 * a[0] / a.mean() / 2)
+    assert float(uniform(pred, target)) == pytest.approx(4.0 / 2)
+
+
+def test_zonal_mean_weight_counts_only_the_zonal_mean_part_of_the_error_again():
+    """An error constant along each latitude row is counted 1 + w times, one with zero zonal mean once."""
+    lat = np.array([45.0, -45.0])
+    pred = torch.zeros(1, 1, 2, 4)
+    zonal = torch.full((1, 1, 2, 4), 2.0)
+    wave = torch.tensor([1.0, -1.0, 1.0, -1.0]).expand(1, 1, 2, 4)
+    loss = AreaWeightedMSE(lat, zonal_mean_weight=3.0)
+    assert float(loss(pred, zonal)) == pytest.approx(4.0 * (1 + 3.0))
+    assert float(loss(pred, wave)) == pytest.approx(1.0)
+    assert float(loss(pred, zonal + wave)) == pytest.approx(4.0 * 4 + 1.0)
+
+
 def test_tiny_run_end_to_end_and_package(store, tmp_path):
     cfg = train_config(store, tmp_path / "run")
     result = train(cfg, progress=False)

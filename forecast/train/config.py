@@ -72,6 +72,10 @@ class LossConfig(StrictModel):
     # is a small fraction of its std, weighs little); "tendency": in units of each channel's 6-hour change
     # (tendency std), so every channel's step is learned alike. Multiplies channel_weights.
     weighting: Literal["state", "tendency"] = "state"
+    # "area": squared errors weighted by cell area (the evaluation's weighting); "uniform": every grid row alike.
+    latitude_weighting: Literal["area", "uniform"] = "area"
+    # mse: the squared error of the zonal means counted 1 + this many times (the m = 0 part of the error).
+    zonal_mean_weight: float = Field(default=0.0, ge=0)
     rollout_steps: int = Field(default=1, ge=1)  # >1: loss over k unrolled steps, gradients through them
     # Multi-step curriculum: {epoch: steps} unrolls `steps` steps from that (0-based) epoch on, e.g.
     # {3: 2, 5: 4}; epochs before the first key use rollout_steps. A model that has seen its own

@@ -18,9 +18,13 @@ class AreaWeightedMSE(nn.Module):
     per-channel weights normalised to mean 1. Works for ``(..., C, H, W)`` tensors.
     """
 
-    def __init__(self, latitudes: np.ndarray, channel_weights: np.ndarray | None = None):
+    def __init__(self, latitudes: np.ndarray, channel_weights: np.ndarray | None = None,
+                 latitude_weighting: str = "area", zonal_mean_weight: float = 0.0):
         super().__init__()
-        self.register_buffer("lat_weights", torch.as_tensor(area_weights(latitudes), dtype=torch.float32)[:, None])
+        self.zonal_mean_weight = zonal_mean_weight
+        # "uniform": every grid row alike, which weighs the polar rows of a Gaussian grid several times their area.
+        w = area_weights(latitudes) if latitude_weighting == "area" else np.ones(len(latitudes))
+        self.register_buffer("lat_weights", torch.as_tensor(w, dtype=torch.float32)[:, None])
         n = None if channel_weights is None else np.asarray(channel_weights, dtype=np.float64)
         cw = torch.ones(1) if n is None else torch.as_tensor(n / n.mean(), dtype=torch.float32)
         self.register_buffer("channel_weights", cw[:, None, None])
@@ -31,8 +35,14 @@ class AreaWeightedMSE(nn.Module):
         return se.mean(dim=(-1, -2)).reshape(-1, se.shape[-3]).mean(0)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        se = (pred.float() - target.float()) ** 2 * self.lat_weights * self.channel_weights
-        return se.mean()
+        err = pred.float() - target.float()
+        se = err**2 * self.lat_weights * self.channel_weights
+        if not self.zonal_mean_weight:
+            return se.mean()
+        # The error of the zonal means (order m = 0) once more, x zonal_mean_weight: that part of each step's
+        # error is what accumulates into a long rollout's mean circulation, and it is a small share of the MSE.
+        zm = err.mean(dim=-1, keepdim=True) ** 2 * self.lat_weights * self.channel_weights
+        return se.mean() + self.zonal_mean_weight * zm.mean()
 
 
 class AreaWeightedCRPS(AreaWeightedMSE):
@@ -49,8 +59,9 @@ class AreaWeightedCRPS(AreaWeightedMSE):
     ``pred`` ``(B, E, ..., C, H, W)``, ``target`` ``(B, ..., C, H, W)``; ``E >= 2``.
     """
 
-    def __init__(self, latitudes: np.ndarray, channel_weights: np.ndarray | None = None, alpha: float = 0.95):
-        super().__init__(latitudes, channel_weights)
+    def __init__(self, latitudes: np.ndarray, channel_weights: np.ndarray | None = None, alpha: float = 0.95,
+                 latitude_weighting: str = "area"):
+        super().__init__(latitudes, channel_weights, latitude_weighting)
         self.alpha = alpha
 
     def pointwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

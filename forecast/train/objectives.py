@@ -156,7 +156,7 @@ def build_objective(config: LossConfig, forecaster: Forecaster, store: TrainingS
             raise InputError(f"loss.rollout_steps must be the DYffusion horizon {net.horizon} (windows of h + 1 "
                              f"analyses), without rollout_schedule; got {n} .. {config.max_steps}")
         stage = DYffusionInterpolation if config.type == "dyffusion_interpolator" else DYffusionForecasting
-        return stage(forecaster, AreaWeightedMSE(latitudes, channel_weights))
+        return stage(forecaster, AreaWeightedMSE(latitudes, channel_weights, config.latitude_weighting))
     if isinstance(net, DYffusion):
         raise InputError("a DYffusion model trains with loss.type dyffusion_interpolator, then dyffusion_forecaster")
     if config.type == "crps" and not getattr(net, "stochastic", False):
@@ -164,6 +164,7 @@ def build_objective(config: LossConfig, forecaster: Forecaster, store: TrainingS
                          f"{type(net).__name__} would give identical members")
     if config.type == "crps":
         spectral = spectral_crps(store, config.crps_alpha) if config.spectral_crps > 0 else None
-        return EnsembleCRPS(forecaster, n, AreaWeightedCRPS(latitudes, channel_weights, config.crps_alpha),
-                            config.ensemble_members, spectral, config.spectral_crps)
-    return UnrolledMSE(forecaster, n, AreaWeightedMSE(latitudes, channel_weights))
+        crps = AreaWeightedCRPS(latitudes, channel_weights, config.crps_alpha, config.latitude_weighting)
+        return EnsembleCRPS(forecaster, n, crps, config.ensemble_members, spectral, config.spectral_crps)
+    mse = AreaWeightedMSE(latitudes, channel_weights, config.latitude_weighting, config.zonal_mean_weight)
+    return UnrolledMSE(forecaster, n, mse)
